@@ -1,0 +1,40 @@
+//! Generated gRPC code for every Madoguchi service, plus the encoded file
+//! descriptor set that servers register for reflection.
+//!
+//! Modules mirror the protobuf packages: `madoguchi.queue.v1` is
+//! [`queue::v1`]. `tonic` and `prost` are re-exported so that every crate
+//! uses the exact versions the code was generated for.
+
+pub use prost;
+pub use prost_types;
+pub use tonic;
+
+/// Encoded `FileDescriptorSet` of every Madoguchi proto, for
+/// `tonic-reflection`.
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/madoguchi_descriptor.bin"));
+
+/// Generated code, nested as the protobuf packages are so that the
+/// cross-package paths prost emits (`super::super::r#type::v1`) resolve.
+pub mod madoguchi {
+    /// `madoguchi.type.v1`: shared value types.
+    pub mod r#type {
+        /// Version 1.
+        pub mod v1 {
+            #![allow(missing_docs, missing_debug_implementations, unused_qualifications, clippy::all)]
+            include!(concat!(env!("OUT_DIR"), "/madoguchi.r#type.v1.rs"));
+        }
+    }
+
+    /// `madoguchi.queue.v1`: tickets, calls and the office event log.
+    pub mod queue {
+        /// Version 1.
+        pub mod v1 {
+            #![allow(missing_docs, missing_debug_implementations, unused_qualifications, clippy::all)]
+            include!(concat!(env!("OUT_DIR"), "/madoguchi.queue.v1.rs"));
+        }
+    }
+}
+
+pub use madoguchi::queue;
+pub use madoguchi::r#type as types;

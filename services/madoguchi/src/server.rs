@@ -1,0 +1,118 @@
+//! Hosting the services: one process, one port, every service (the
+//! embedded default), or one service against a shared PostgreSQL.
+
+use std::net::SocketAddr;
+
+use anyhow::Context;
+use madoguchi_platform::auth::TokenRegistry;
+use madoguchi_platform::clock::SharedClock;
+use madoguchi_platform::config::ServerConfig;
+use madoguchi_platform::server::{ServerOptions, ServiceSet, drain_channel, serve};
+use madoguchi_platform::site::Site;
+use madoguchi_platform::storage;
+use madoguchi_queue::QueueApp;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tonic::service::Routes;
+
+/// Which services a process hosts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ServiceSelection {
+    /// Every service that exists (the embedded default).
+    All,
+    /// Only the queue service.
+    Queue,
+}
+
+/// A server running in this process.
+#[derive(Debug)]
+pub struct RunningServer {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// The queue service, for in-process inspection by tests.
+    pub queue: QueueApp,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<Result<(), tonic::transport::Error>>,
+}
+
+impl RunningServer {
+    /// Starts a graceful shutdown and waits for it to complete.
+    pub async fn shutdown(mut self) -> anyhow::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        self.task.await.context("server task")??;
+        Ok(())
+    }
+
+    /// Serves until `signal` resolves (then shuts down gracefully) or the
+    /// server fails.
+    pub async fn run_until(mut self, signal: impl Future<Output = ()>) -> anyhow::Result<()> {
+        tokio::select! {
+            result = &mut self.task => {
+                result.context("server task")??;
+                return Ok(());
+            }
+            () = signal => {}
+        }
+        self.shutdown().await
+    }
+}
+
+/// Connects storage, prepares the selected services and serves them on
+/// `listener` until [`RunningServer::shutdown`].
+pub async fn start(
+    config: &ServerConfig,
+    selection: ServiceSelection,
+    clock: SharedClock,
+    listener: TcpListener,
+) -> anyhow::Result<RunningServer> {
+    let site = Site::load(&config.site)?;
+    let tokens = if config.tokens.is_empty() {
+        crate::credentials::load_or_create(&config.data_dir, &site.municipality.code)?
+    } else {
+        config.tokens.clone()
+    };
+    let db = storage::connect(&config.database_url())
+        .await
+        .context("connecting to the database")?;
+    let (drain, draining) = drain_channel();
+    let queue = QueueApp::start(db, clock, &site, draining.clone())
+        .await
+        .context("preparing the queue service")?;
+    let mut health_names = Vec::new();
+    let routes = match selection {
+        ServiceSelection::All | ServiceSelection::Queue => {
+            health_names.push(madoguchi_queue::SERVICE_NAME);
+            Routes::new(queue.service(draining.clone(), config.max_message_bytes))
+        }
+    };
+    let addr = listener.local_addr()?;
+    let options = ServerOptions {
+        request_timeout: config.request_timeout,
+        shutdown_grace: config.shutdown_grace,
+        ..ServerOptions::default()
+    };
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(serve(
+        listener,
+        ServiceSet {
+            routes,
+            health_names,
+        },
+        TokenRegistry::new(&tokens),
+        options,
+        drain,
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    tracing::info!(%addr, ?selection, sqlite = config.is_sqlite(), "madoguchi serving");
+    Ok(RunningServer {
+        addr,
+        queue,
+        stop: Some(stop),
+        task,
+    })
+}

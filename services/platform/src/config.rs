@@ -1,0 +1,231 @@
+//! Server configuration: a TOML file, overlaid by `MADOGUCHI_*` variables.
+//!
+//! Variables are read through the [`Environment`] trait so tests never touch
+//! the process environment. Secrets (tokens, database URLs that may carry a
+//! password) are [`SecretString`]s: their `Debug` output is redacted, so a
+//! logged configuration never shows them.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+use crate::auth::Role;
+use crate::types::MunicipalityCode;
+
+/// Where configuration variables come from.
+pub trait Environment {
+    /// The value of a variable, if set.
+    fn var(&self, name: &str) -> Option<String>;
+}
+
+/// The process environment.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ProcessEnvironment;
+
+impl Environment for ProcessEnvironment {
+    fn var(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok()
+    }
+}
+
+impl Environment for HashMap<String, String> {
+    fn var(&self, name: &str) -> Option<String> {
+        self.get(name).cloned()
+    }
+}
+
+/// A bearer token and the principal it stands for.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenConfig {
+    /// The bearer token. Never logged.
+    pub token: SecretString,
+    /// Who holds it, e.g. `staff-suzuki` or `kiosk-1f`; appears in logs.
+    pub subject: String,
+    /// What it may do.
+    pub role: Role,
+    /// The municipality it belongs to.
+    pub municipality: MunicipalityCode,
+}
+
+/// The configuration of a Madoguchi server process.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address to listen on for gRPC.
+    pub listen: SocketAddr,
+    /// Directory for the embedded database and generated credentials.
+    pub data_dir: PathBuf,
+    /// `sqlite://…` or `postgres://…`; unset means SQLite in `data_dir`.
+    pub database_url: Option<SecretString>,
+    /// The site file (municipality, offices, counters, categories).
+    pub site: PathBuf,
+    /// Deadline for one unary request.
+    #[serde(with = "millis")]
+    pub request_timeout: Duration,
+    /// How long a shutdown waits for in-flight requests.
+    #[serde(with = "millis")]
+    pub shutdown_grace: Duration,
+    /// Largest accepted request message in bytes.
+    pub max_message_bytes: usize,
+    /// Bearer tokens. When empty, `madoguchi serve` generates one token per
+    /// role into `data_dir/credentials.toml`.
+    pub tokens: Vec<TokenConfig>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
+            data_dir: PathBuf::from(".data"),
+            database_url: None,
+            site: PathBuf::from("sites/ofunato/site.toml"),
+            request_timeout: Duration::from_secs(10),
+            shutdown_grace: Duration::from_secs(10),
+            max_message_bytes: 1024 * 1024,
+            tokens: Vec::new(),
+        }
+    }
+}
+
+/// Why configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("reading {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not valid configuration.
+    #[error("parsing {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message (it quotes no secret values).
+        message: String,
+    },
+    /// A variable has an invalid value.
+    #[error("{name}: {message}")]
+    Variable {
+        /// The variable.
+        name: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl ServerConfig {
+    /// Loads `file` (if given) over the defaults, then applies variables:
+    /// `MADOGUCHI_LISTEN`, `MADOGUCHI_DATA_DIR`, `MADOGUCHI_DATABASE_URL`,
+    /// `MADOGUCHI_SITE`.
+    pub fn load(file: Option<&Path>, env: &dyn Environment) -> Result<Self, ConfigError> {
+        let mut config = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.to_owned(),
+                    source,
+                })?;
+                toml::from_str(&text).map_err(|error| ConfigError::Parse {
+                    path: path.to_owned(),
+                    message: error.message().to_owned(),
+                })?
+            }
+            None => Self::default(),
+        };
+        if let Some(listen) = env.var("MADOGUCHI_LISTEN") {
+            config.listen = listen.parse().map_err(|_| ConfigError::Variable {
+                name: "MADOGUCHI_LISTEN",
+                message: "expected host:port".into(),
+            })?;
+        }
+        if let Some(dir) = env.var("MADOGUCHI_DATA_DIR") {
+            config.data_dir = PathBuf::from(dir);
+        }
+        if let Some(url) = env.var("MADOGUCHI_DATABASE_URL") {
+            config.database_url = Some(SecretString::from(url));
+        }
+        if let Some(site) = env.var("MADOGUCHI_SITE") {
+            config.site = PathBuf::from(site);
+        }
+        Ok(config)
+    }
+
+    /// The database URL in force: the configured one, or SQLite in the
+    /// data directory.
+    pub fn database_url(&self) -> SecretString {
+        match &self.database_url {
+            Some(url) => url.clone(),
+            None => SecretString::from(format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("madoguchi.db").display()
+            )),
+        }
+    }
+
+    /// True when the database is the embedded SQLite one.
+    pub fn is_sqlite(&self) -> bool {
+        self.database_url().expose_secret().starts_with("sqlite:")
+    }
+}
+
+mod millis {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        u64::deserialize(d).map(Duration::from_millis)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn variables_override_the_file_and_secrets_stay_hidden() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("madoguchi.toml");
+        std::fs::write(
+            &path,
+            r#"
+listen = "0.0.0.0:7000"
+request_timeout = 2500
+[[tokens]]
+token = "s3cret-token"
+subject = "kiosk-1f"
+role = "device"
+municipality = "032034"
+"#,
+        )?;
+        let env = HashMap::from([(
+            "MADOGUCHI_DATABASE_URL".to_owned(),
+            "postgres://u:pw@localhost/db".to_owned(),
+        )]);
+        let config = ServerConfig::load(Some(&path), &env)?;
+        assert_eq!(config.listen.port(), 7000);
+        assert_eq!(config.request_timeout, Duration::from_millis(2500));
+        assert!(!config.is_sqlite());
+        let debug = format!("{config:?}");
+        assert!(!debug.contains("s3cret-token"), "{debug}");
+        assert!(!debug.contains("pw@"), "{debug}");
+        Ok(())
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("madoguchi.toml");
+        std::fs::write(&path, "lisen = \"0.0.0.0:7000\"\n")?;
+        let error = ServerConfig::load(Some(&path), &HashMap::new());
+        assert!(matches!(error, Err(ConfigError::Parse { .. })));
+        Ok(())
+    }
+}

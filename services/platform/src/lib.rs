@@ -1,0 +1,21 @@
+//! The platform every Madoguchi service stands on.
+//!
+//! It owns what is not specific to one service: configuration
+//! ([`config`]), the site file that describes a municipality's floor
+//! ([`site`]), storage connections ([`storage`]), domain value types that
+//! every service parses at its edge ([`types`]), injected time ([`clock`]),
+//! the one mapping from service errors to gRPC statuses ([`error`]), the
+//! bearer-token authentication layer ([`auth`]), request ids and tracing
+//! ([`trace`]), and the server plumbing with health, reflection and
+//! graceful shutdown ([`server`]).
+
+pub mod auth;
+pub mod clock;
+pub mod config;
+pub mod error;
+pub mod server;
+pub mod site;
+pub mod storage;
+pub mod telemetry;
+pub mod trace;
+pub mod types;

@@ -1,0 +1,174 @@
+//! Serving a set of gRPC services on a listener the caller bound.
+//!
+//! The caller binds (so tests bind `127.0.0.1:0`) and passes a shutdown
+//! future. On shutdown the server stops accepting, flips health to
+//! NOT_SERVING, tells long-lived streams to end through [`Draining`], and
+//! waits for in-flight requests up to a deadline, after which remaining
+//! connections are dropped.
+
+use std::future::Future;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tonic::service::Routes;
+use tonic::transport::Server;
+use tonic::transport::server::TcpIncoming;
+use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
+use tower::ServiceBuilder;
+
+use crate::auth::{AuthLayer, TokenRegistry};
+use crate::trace::RequestTraceLayer;
+
+/// Server-wide limits.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    /// Deadline of one request (streams excepted: they end on shutdown).
+    pub request_timeout: Duration,
+    /// How long shutdown waits for in-flight requests.
+    pub shutdown_grace: Duration,
+    /// Concurrent requests per connection.
+    pub concurrency_per_connection: usize,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        Self {
+            request_timeout: Duration::from_secs(10),
+            shutdown_grace: Duration::from_secs(10),
+            concurrency_per_connection: 256,
+        }
+    }
+}
+
+/// Sender half of the drain signal; owned by [`serve`].
+#[derive(Debug, Clone)]
+pub struct DrainSignal(watch::Sender<bool>);
+
+/// Receiver half: long-lived handlers (streams) end when it fires.
+#[derive(Debug, Clone)]
+pub struct Draining(watch::Receiver<bool>);
+
+/// A new drain signal and its first receiver.
+pub fn drain_channel() -> (DrainSignal, Draining) {
+    let (tx, rx) = watch::channel(false);
+    (DrainSignal(tx), Draining(rx))
+}
+
+impl DrainSignal {
+    /// Tells every receiver to finish.
+    pub fn drain(&self) {
+        self.0.send_replace(true);
+    }
+}
+
+impl Draining {
+    /// Resolves once draining started (immediately if it already has).
+    pub async fn wait(&mut self) {
+        // An error means the sender is gone, which also means shut down.
+        let _ = self.0.wait_for(|draining| *draining).await;
+    }
+
+    /// True once draining started.
+    pub fn is_draining(&self) -> bool {
+        *self.0.borrow()
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT (Ctrl-C).
+pub async fn termination_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => tracing::info!("SIGINT received"),
+        () = terminate => tracing::info!("SIGTERM received"),
+    }
+}
+
+/// The services to serve, with the health names they report under.
+#[derive(Debug)]
+pub struct ServiceSet {
+    /// The gRPC routes of the application services.
+    pub routes: Routes,
+    /// Fully-qualified names (`madoguchi.queue.v1.QueueService`) for health.
+    pub health_names: Vec<&'static str>,
+}
+
+/// Serves `services` on `listener` until `shutdown` resolves, then drains.
+pub async fn serve(
+    listener: TcpListener,
+    services: ServiceSet,
+    tokens: TokenRegistry,
+    options: ServerOptions,
+    drain: DrainSignal,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), tonic::transport::Error> {
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    set_health(&health_reporter, &services.health_names, ServingStatus::Serving).await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(madoguchi_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1();
+
+    let mut routes = services.routes.add_service(health_service);
+    if let Ok(reflection) = reflection {
+        routes = routes.add_service(reflection);
+    } else {
+        tracing::warn!("reflection unavailable: descriptor set did not load");
+    }
+
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    let layers = ServiceBuilder::new()
+        .layer(RequestTraceLayer)
+        .layer(AuthLayer::new(tokens));
+    let (stop_accepting, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = Server::builder()
+        .timeout(options.request_timeout)
+        .concurrency_limit_per_connection(options.concurrency_per_connection)
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .layer(layers)
+        .add_routes(routes)
+        .serve_with_incoming_shutdown(incoming, async {
+            let _ = stopped.await;
+        });
+    tokio::pin!(server);
+
+    tokio::select! {
+        result = &mut server => return result,
+        () = shutdown => {}
+    }
+    tracing::info!(grace = ?options.shutdown_grace, "draining");
+    set_health(&health_reporter, &services.health_names, ServingStatus::NotServing).await;
+    drain.drain();
+    let _ = stop_accepting.send(());
+    match tokio::time::timeout(options.shutdown_grace, server).await {
+        Ok(result) => result,
+        Err(_) => {
+            tracing::warn!("drain deadline passed; dropping remaining connections");
+            Ok(())
+        }
+    }
+}
+
+async fn set_health(reporter: &HealthReporter, names: &[&'static str], status: ServingStatus) {
+    reporter.set_service_status("", status).await;
+    for name in names {
+        reporter.set_service_status(*name, status).await;
+    }
+}

@@ -1,0 +1,444 @@
+//! The gRPC adapter: authenticate, parse and validate the request (every
+//! violation at once), check the tenant, call the store, map the error.
+//! No queue rule lives here.
+
+use std::pin::Pin;
+use std::time::Duration;
+
+use chrono::NaiveDate;
+use futures::Stream;
+use madoguchi_platform::auth::{Principal, Role};
+use madoguchi_platform::error::{ServiceError, Violations};
+use madoguchi_platform::server::Draining;
+use madoguchi_platform::types::BusinessDay;
+use madoguchi_proto::queue::v1 as pb;
+use madoguchi_proto::queue::v1::queue_service_server::QueueService;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status};
+use uuid::Uuid;
+
+use crate::domain::{OfficeChild, OfficeName, TicketAction, VisitState};
+use crate::storage::{QueueStore, TicketQuery};
+
+/// Roles that may read queues and follow events.
+const READERS: &[Role] = &[Role::Admin, Role::Staff, Role::Device, Role::Display, Role::Integrator];
+/// Roles that may issue tickets (kiosks, staff, reservation systems).
+const ISSUERS: &[Role] = &[Role::Admin, Role::Staff, Role::Device, Role::Integrator];
+/// Roles that may call and serve tickets.
+const COUNTER_STAFF: &[Role] = &[Role::Admin, Role::Staff];
+
+/// Events read from the log per query while replaying.
+const REPLAY_BATCH: u64 = 256;
+/// How often a stream re-reads the log without a wake-up: a safety net for
+/// a lost notification, not the delivery path.
+const POLL_INTERVAL: Duration = Duration::from_secs(5);
+/// Largest page of `ListTickets`.
+const MAX_PAGE_SIZE: i32 = 1000;
+
+/// The `QueueService` implementation.
+#[derive(Debug, Clone)]
+pub struct QueueGrpc {
+    store: QueueStore,
+    draining: Draining,
+}
+
+impl QueueGrpc {
+    /// An adapter over `store`; streams end when `draining` fires.
+    pub fn new(store: QueueStore, draining: Draining) -> Self {
+        Self { store, draining }
+    }
+}
+
+fn authorize<T>(request: &Request<T>, roles: &[Role]) -> Result<Principal, ServiceError> {
+    let principal = Principal::of(request)?.clone();
+    principal.require(roles)?;
+    Ok(principal)
+}
+
+fn parse_request_id(v: &mut Violations, field: &str, value: &str) -> Option<Uuid> {
+    if value.is_empty() {
+        return None;
+    }
+    match Uuid::parse_str(value) {
+        Ok(id) if !id.is_nil() => Some(id),
+        _ => {
+            v.add(field, "must be a UUID, e.g. 0b9d7c8e-8f0e-4b1a-9d6e-2f1c3b4a5d6e");
+            None
+        }
+    }
+}
+
+fn parse_etag(v: &mut Violations, value: &str) -> Option<String> {
+    if value.is_empty() {
+        None
+    } else if value.len() > 20 || !value.bytes().all(|b| b.is_ascii_digit()) {
+        v.add("etag", "not an etag this service issued");
+        None
+    } else {
+        Some(value.to_owned())
+    }
+}
+
+/// Checks that `child` (when parsed) belongs to `office`.
+fn same_office(v: &mut Violations, field: &str, office: Option<&OfficeName>, child: Option<&OfficeChild>) {
+    if let (Some(office), Some(child)) = (office, child)
+        && &child.office != office
+    {
+        v.add(field, "must belong to the same office");
+    }
+}
+
+fn ticket_name(v: &mut Violations, name: &str) -> Option<OfficeChild> {
+    v.check("name", OfficeChild::parse(name, "tickets"))
+}
+
+impl QueueGrpc {
+    async fn act(
+        &self,
+        principal: Principal,
+        name: &str,
+        etag: &str,
+        action: TicketAction,
+        target: Option<&str>,
+    ) -> Result<pb::Ticket, ServiceError> {
+        let mut v = Violations::new();
+        let ticket = ticket_name(&mut v, name);
+        let etag = parse_etag(&mut v, etag);
+        let target = match target {
+            Some(target) => {
+                let parsed = v.check("category", OfficeChild::parse(target, "categories"));
+                same_office(&mut v, "category", ticket.as_ref().map(|t| &t.office), parsed.as_ref());
+                parsed
+            }
+            None => None,
+        };
+        v.finish()?;
+        let Some(ticket) = ticket else {
+            return Err(ServiceError::invalid("name", "missing"));
+        };
+        principal.check_tenant(&ticket.office.municipality)?;
+        self.store
+            .act(&ticket, action, etag.as_deref(), target.as_ref())
+            .await
+    }
+}
+
+/// The stream type of `WatchOffice`.
+pub type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::WatchOfficeResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl QueueService for QueueGrpc {
+    async fn issue_ticket(
+        &self,
+        request: Request<pb::IssueTicketRequest>,
+    ) -> Result<Response<pb::Ticket>, Status> {
+        let principal = authorize(&request, ISSUERS)?;
+        let req = request.into_inner();
+        let mut v = Violations::new();
+        let office = v.check("parent", OfficeName::parse(&req.parent));
+        let category = v.check("category", OfficeChild::parse(&req.category, "categories"));
+        same_office(&mut v, "category", office.as_ref(), category.as_ref());
+        let request_id = parse_request_id(&mut v, "request_id", &req.request_id);
+        v.finish()?;
+        let (Some(office), Some(category)) = (office, category) else {
+            return Err(ServiceError::invalid("parent", "missing").into());
+        };
+        principal.check_tenant(&office.municipality)?;
+        let ticket = self
+            .store
+            .issue_ticket(&office, &category, req.priority, request_id)
+            .await?;
+        tracing::info!(ticket = %ticket.display_number, "ticket issued");
+        Ok(Response::new(ticket))
+    }
+
+    async fn get_ticket(
+        &self,
+        request: Request<pb::GetTicketRequest>,
+    ) -> Result<Response<pb::Ticket>, Status> {
+        let principal = authorize(&request, READERS)?;
+        let req = request.into_inner();
+        let mut v = Violations::new();
+        let ticket = ticket_name(&mut v, &req.name);
+        v.finish()?;
+        let Some(ticket) = ticket else {
+            return Err(ServiceError::invalid("name", "missing").into());
+        };
+        principal.check_tenant(&ticket.office.municipality)?;
+        Ok(Response::new(self.store.get_ticket(&ticket).await?))
+    }
+
+    async fn list_tickets(
+        &self,
+        request: Request<pb::ListTicketsRequest>,
+    ) -> Result<Response<pb::ListTicketsResponse>, Status> {
+        let principal = authorize(&request, READERS)?;
+        let req = request.into_inner();
+        let mut v = Violations::new();
+        let office = v.check("parent", OfficeName::parse(&req.parent));
+        let page_size = match req.page_size {
+            0 => 100,
+            n if (1..=MAX_PAGE_SIZE).contains(&n) => n as u64,
+            _ => {
+                v.add("page_size", format!("must be 0..={MAX_PAGE_SIZE}"));
+                0
+            }
+        };
+        let after_sequence = if req.page_token.is_empty() {
+            0
+        } else {
+            match req
+                .page_token
+                .strip_prefix('t')
+                .and_then(|n| n.parse::<i64>().ok())
+                .filter(|n| *n > 0)
+            {
+                Some(n) => n,
+                None => {
+                    v.add("page_token", "not a token this service issued");
+                    0
+                }
+            }
+        };
+        let day = match &req.business_day {
+            None => Some(BusinessDay::of(chrono::Utc::now())),
+            Some(date) => {
+                let parsed = u32::try_from(date.month)
+                    .ok()
+                    .zip(u32::try_from(date.day).ok())
+                    .and_then(|(m, d)| NaiveDate::from_ymd_opt(date.year, m, d))
+                    .filter(|d| (1..=9999).contains(&chrono::Datelike::year(d)));
+                if parsed.is_none() {
+                    v.add("business_day", "not a calendar date");
+                }
+                parsed.map(BusinessDay::from_date)
+            }
+        };
+        let mut states = Vec::with_capacity(req.states.len());
+        for (i, state) in req.states.iter().enumerate() {
+            match i16::try_from(*state).ok().and_then(VisitState::from_i16) {
+                Some(state) => states.push(state),
+                None => v.add(format!("states[{i}]"), "not a ticket state"),
+            }
+        }
+        let category = if req.category.is_empty() {
+            None
+        } else {
+            let parsed = v.check("category", OfficeChild::parse(&req.category, "categories"));
+            same_office(&mut v, "category", office.as_ref(), parsed.as_ref());
+            parsed
+        };
+        v.finish()?;
+        let (Some(office), Some(day)) = (office, day) else {
+            return Err(ServiceError::invalid("parent", "missing").into());
+        };
+        principal.check_tenant(&office.municipality)?;
+        let query = TicketQuery {
+            day,
+            states,
+            category: category.map(|c| c.to_string()),
+            page_size,
+            after_sequence,
+        };
+        let (tickets, next) = self.store.list_tickets(&office, &query).await?;
+        Ok(Response::new(pb::ListTicketsResponse {
+            tickets,
+            next_page_token: next.map(|n| format!("t{n}")).unwrap_or_default(),
+        }))
+    }
+
+    async fn call_next(
+        &self,
+        request: Request<pb::CallNextRequest>,
+    ) -> Result<Response<pb::CallNextResponse>, Status> {
+        let principal = authorize(&request, COUNTER_STAFF)?;
+        let req = request.into_inner();
+        let mut v = Violations::new();
+        let counter = v.check("counter", OfficeChild::parse(&req.counter, "counters"));
+        let mut categories = Vec::with_capacity(req.categories.len());
+        for (i, category) in req.categories.iter().enumerate() {
+            let field = format!("categories[{i}]");
+            if let Some(parsed) = v.check(&field, OfficeChild::parse(category, "categories")) {
+                same_office(&mut v, &field, counter.as_ref().map(|c| &c.office), Some(&parsed));
+                categories.push(parsed);
+            }
+        }
+        if req.categories.len() > 32 {
+            v.add("categories", "at most 32 categories");
+        }
+        let request_id = parse_request_id(&mut v, "request_id", &req.request_id);
+        v.finish()?;
+        let Some(counter) = counter else {
+            return Err(ServiceError::invalid("counter", "missing").into());
+        };
+        principal.check_tenant(&counter.office.municipality)?;
+        let ticket = self.store.call_next(&counter, &categories, request_id).await?;
+        if let Some(ticket) = &ticket {
+            tracing::info!(ticket = %ticket.display_number, counter = %counter.id, "ticket called");
+        }
+        Ok(Response::new(pb::CallNextResponse { ticket }))
+    }
+
+    async fn recall(&self, request: Request<pb::RecallRequest>) -> Result<Response<pb::Ticket>, Status> {
+        let principal = authorize(&request, COUNTER_STAFF)?;
+        let req = request.into_inner();
+        let ticket = self.act(principal, &req.name, &req.etag, TicketAction::Recall, None).await?;
+        Ok(Response::new(ticket))
+    }
+
+    async fn mark_no_show(
+        &self,
+        request: Request<pb::MarkNoShowRequest>,
+    ) -> Result<Response<pb::Ticket>, Status> {
+        let principal = authorize(&request, COUNTER_STAFF)?;
+        let req = request.into_inner();
+        let ticket = self.act(principal, &req.name, &req.etag, TicketAction::NoShow, None).await?;
+        Ok(Response::new(ticket))
+    }
+
+    async fn start_service(
+        &self,
+        request: Request<pb::StartServiceRequest>,
+    ) -> Result<Response<pb::Ticket>, Status> {
+        let principal = authorize(&request, COUNTER_STAFF)?;
+        let req = request.into_inner();
+        let ticket = self.act(principal, &req.name, &req.etag, TicketAction::Start, None).await?;
+        Ok(Response::new(ticket))
+    }
+
+    async fn finish_service(
+        &self,
+        request: Request<pb::FinishServiceRequest>,
+    ) -> Result<Response<pb::Ticket>, Status> {
+        let principal = authorize(&request, COUNTER_STAFF)?;
+        let req = request.into_inner();
+        let ticket = self.act(principal, &req.name, &req.etag, TicketAction::Finish, None).await?;
+        Ok(Response::new(ticket))
+    }
+
+    async fn transfer(&self, request: Request<pb::TransferRequest>) -> Result<Response<pb::Ticket>, Status> {
+        let principal = authorize(&request, COUNTER_STAFF)?;
+        let req = request.into_inner();
+        let ticket = self
+            .act(principal, &req.name, &req.etag, TicketAction::Transfer, Some(&req.category))
+            .await?;
+        Ok(Response::new(ticket))
+    }
+
+    async fn cancel_ticket(
+        &self,
+        request: Request<pb::CancelTicketRequest>,
+    ) -> Result<Response<pb::Ticket>, Status> {
+        let principal = authorize(&request, COUNTER_STAFF)?;
+        let req = request.into_inner();
+        let ticket = self.act(principal, &req.name, &req.etag, TicketAction::Cancel, None).await?;
+        Ok(Response::new(ticket))
+    }
+
+    async fn get_office_status(
+        &self,
+        request: Request<pb::GetOfficeStatusRequest>,
+    ) -> Result<Response<pb::OfficeStatus>, Status> {
+        let principal = authorize(&request, READERS)?;
+        let req = request.into_inner();
+        let mut v = Violations::new();
+        let office = v.check("name", OfficeName::parse(&req.name));
+        v.finish()?;
+        let Some(office) = office else {
+            return Err(ServiceError::invalid("name", "missing").into());
+        };
+        principal.check_tenant(&office.municipality)?;
+        Ok(Response::new(self.store.office_status(&office).await?))
+    }
+
+    type WatchOfficeStream = WatchStream;
+
+    async fn watch_office(
+        &self,
+        request: Request<pb::WatchOfficeRequest>,
+    ) -> Result<Response<Self::WatchOfficeStream>, Status> {
+        let principal = authorize(&request, READERS)?;
+        let req = request.into_inner();
+        let mut v = Violations::new();
+        let office = v.check("office", OfficeName::parse(&req.office));
+        let after = i64::try_from(req.after_sequence).unwrap_or_else(|_| {
+            v.add("after_sequence", "too large");
+            0
+        });
+        v.finish()?;
+        let Some(office) = office else {
+            return Err(ServiceError::invalid("office", "missing").into());
+        };
+        principal.check_tenant(&office.municipality)?;
+        let head = self.store.office(&office).await?;
+        if after > head.last_sequence {
+            return Err(ServiceError::precondition(
+                "SEQUENCE_AHEAD_OF_LOG",
+                office.to_string(),
+                format!(
+                    "after_sequence {after} is ahead of the log (last {}); was the database replaced?",
+                    head.last_sequence
+                ),
+            )
+            .into());
+        }
+        let (tx, rx) = mpsc::channel(REPLAY_BATCH as usize);
+        tokio::spawn(follow(
+            self.store.clone(),
+            office.to_string(),
+            after,
+            tx,
+            self.draining.clone(),
+        ));
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+}
+
+/// Replays the log after `after`, then follows it. Tracks the last sequence
+/// sent, so a wake-up that finds nothing new sends nothing and no event is
+/// sent twice.
+async fn follow(
+    store: QueueStore,
+    office: String,
+    mut after: i64,
+    tx: mpsc::Sender<Result<pb::WatchOfficeResponse, Status>>,
+    mut draining: Draining,
+) {
+    let mut wake = store.bus().subscribe();
+    loop {
+        // Mark the current generation seen before reading, so a commit
+        // that lands after the read still wakes the wait below.
+        wake.borrow_and_update();
+        let events = match store.events_after(&office, after, REPLAY_BATCH).await {
+            Ok(events) => events,
+            Err(error) => {
+                let _ = tx.send(Err(error.into())).await;
+                return;
+            }
+        };
+        let full = events.len() as u64 == REPLAY_BATCH;
+        for event in events {
+            after = i64::try_from(event.sequence).unwrap_or(after);
+            if tx
+                .send(Ok(pb::WatchOfficeResponse { event: Some(event) }))
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+        if full {
+            continue;
+        }
+        tokio::select! {
+            changed = wake.changed() => if changed.is_err() { return },
+            () = draining.wait() => {
+                let _ = tx.send(Err(Status::unavailable("server is shutting down; reconnect with after_sequence"))).await;
+                return;
+            }
+            () = tx.closed() => return,
+            () = tokio::time::sleep(POLL_INTERVAL) => {}
+        }
+    }
+}

@@ -1,0 +1,977 @@
+//! The queue's storage: every state change in one transaction.
+//!
+//! Each mutating operation follows the same shape:
+//!
+//! 1. increment the office's `last_sequence` (`UPDATE … RETURNING`). On
+//!    PostgreSQL this takes the office row's lock until commit, so an
+//!    office's writers are serialised and sequence order equals commit
+//!    order; on SQLite the single connection serialises them anyway;
+//! 2. check the request against what is stored (idempotency record, state,
+//!    etag) and change the visit and leg rows;
+//! 3. append one event with that sequence (and `NOTIFY` on PostgreSQL);
+//! 4. commit, then wake in-process watchers.
+//!
+//! Any error before commit drops the transaction, which rolls back every
+//! write including the sequence increment: no partial writes, no gaps.
+
+pub mod entities;
+pub mod migration;
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, Duration, Utc};
+use madoguchi_platform::clock::SharedClock;
+use madoguchi_platform::error::ServiceError;
+use madoguchi_platform::site::Site;
+use madoguchi_platform::types::BusinessDay;
+use madoguchi_proto::prost::Message;
+use madoguchi_proto::queue::v1 as pb;
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection,
+    DatabaseTransaction, DbBackend, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect, TransactionTrait,
+};
+use sea_orm_migration::MigratorTrait;
+use uuid::Uuid;
+
+use self::entities::{category, counter, event, leg, number_counter, office, request, visit};
+use crate::domain::{
+    Estimate, EstimateInput, LEG_ENDED, LegOutcome, OfficeChild, OfficeName, TicketAction,
+    VisitState, display_number, estimate_wait, successor,
+};
+use crate::notify::{CHANNEL, EventBus};
+use crate::ticket::{TicketRecord, micros, timestamp};
+
+/// Finished services an estimate looks back on.
+const ESTIMATE_SAMPLES: u64 = 20;
+
+/// The queue's tables, behind the operations the service offers.
+#[derive(Debug, Clone)]
+pub struct QueueStore {
+    db: DatabaseConnection,
+    clock: SharedClock,
+    bus: EventBus,
+}
+
+/// A filtered page request of `ListTickets`.
+#[derive(Debug, Clone)]
+pub struct TicketQuery {
+    /// Business day.
+    pub day: BusinessDay,
+    /// Only these states (empty: all).
+    pub states: Vec<VisitState>,
+    /// Only tickets now in this category.
+    pub category: Option<String>,
+    /// Page size, 1..=1000.
+    pub page_size: u64,
+    /// Resume after this issue sequence.
+    pub after_sequence: i64,
+}
+
+impl QueueStore {
+    /// A store on `db`; call [`QueueStore::prepare`] before use.
+    pub fn new(db: DatabaseConnection, clock: SharedClock, bus: EventBus) -> Self {
+        Self { db, clock, bus }
+    }
+
+    /// The connection, for the PostgreSQL listener.
+    pub fn connection(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    /// The wake-up bus of this store's writers.
+    pub fn bus(&self) -> &EventBus {
+        &self.bus
+    }
+
+    /// Runs migrations and seeds offices, categories and counters from the
+    /// site, in one transaction. On PostgreSQL a transaction-scoped
+    /// advisory lock makes concurrent start-ups of several replicas take
+    /// turns instead of racing to create the same tables.
+    pub async fn prepare(&self, site: &Site) -> Result<(), ServiceError> {
+        let txn = self.db.begin().await?;
+        if txn.get_database_backend() == DbBackend::Postgres {
+            // Any constant works; this one spells "madoguchi queue".
+            txn.execute_unprepared("SELECT pg_advisory_xact_lock(7242021)")
+                .await?;
+        }
+        migration::Migrator::up(&txn, None).await?;
+        seed(&txn, site).await?;
+        txn.commit().await?;
+        Ok(())
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    /// Reads an office.
+    pub async fn office(&self, name: &OfficeName) -> Result<office::Model, ServiceError> {
+        office::Entity::find_by_id(name.to_string())
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| ServiceError::not_found("office", name.to_string()))
+    }
+
+    /// Issues a ticket; see `IssueTicket` in the proto.
+    pub async fn issue_ticket(
+        &self,
+        office_name: &OfficeName,
+        category_name: &OfficeChild,
+        priority: bool,
+        request_id: Option<Uuid>,
+    ) -> Result<pb::Ticket, ServiceError> {
+        let now = self.now();
+        let day = BusinessDay::of(now);
+        let office_key = office_name.to_string();
+        let category_key = category_name.to_string();
+        let fingerprint = format!("IssueTicket|{category_key}|{priority}");
+
+        let txn = self.db.begin().await?;
+        let office = bump_sequence(&txn, &office_key).await?;
+        let sequence = office.last_sequence;
+        if let Some(previous) = replay(&txn, &office_key, request_id, &fingerprint).await? {
+            drop(txn);
+            return self.ticket_by_id(&office_key, &previous).await;
+        }
+        let category = active_category(&txn, &office_key, &category_key).await?;
+
+        let counter_key = (category_key.clone(), day.ordinal());
+        let numbers = match number_counter::Entity::find_by_id(counter_key.clone())
+            .one(&txn)
+            .await?
+        {
+            Some(row) => row,
+            None => {
+                number_counter::ActiveModel {
+                    category: Set(category_key.clone()),
+                    business_day: Set(day.ordinal()),
+                    last_number: Set(0),
+                    issued_count: Set(0),
+                }
+                .insert(&txn)
+                .await?
+            }
+        };
+        if category.daily_quota > 0 && numbers.issued_count >= category.daily_quota {
+            return Err(ServiceError::ResourceExhausted {
+                reason: "DAILY_QUOTA_REACHED",
+                subject: category_key,
+                message: format!(
+                    "the category's daily quota of {} tickets is used up",
+                    category.daily_quota
+                ),
+            });
+        }
+        let number = free_number(&txn, &category_key, numbers.last_number, office.max_number).await?;
+
+        number_counter::Entity::update_many()
+            .col_expr(number_counter::Column::LastNumber, Expr::value(number))
+            .col_expr(
+                number_counter::Column::IssuedCount,
+                Expr::col(number_counter::Column::IssuedCount).add(1),
+            )
+            .filter(number_counter::Column::Category.eq(counter_key.0))
+            .filter(number_counter::Column::BusinessDay.eq(counter_key.1))
+            .exec(&txn)
+            .await?;
+
+        let id = Uuid::now_v7().to_string();
+        let visit = visit::ActiveModel {
+            id: Set(id.clone()),
+            office: Set(office_key.clone()),
+            issue_category: Set(category_key.clone()),
+            business_day: Set(day.ordinal()),
+            number: Set(number),
+            display_number: Set(display_number(&category.prefix, number as u32)),
+            priority: Set(priority),
+            state: Set(VisitState::Waiting as i16),
+            issued_at: Set(micros(now)),
+            issue_sequence: Set(sequence),
+            current_leg: Set(0),
+            current_category: Set(category_key.clone()),
+            current_counter: Set(None),
+            recall_count: Set(0),
+            version: Set(1),
+            last_sequence: Set(sequence),
+        }
+        .insert(&txn)
+        .await?;
+        let leg = leg::ActiveModel {
+            visit_id: Set(id.clone()),
+            leg_index: Set(0),
+            category: Set(category_key),
+            state: Set(VisitState::Waiting as i16),
+            priority_rank: Set(priority_rank(priority)),
+            arrival_sequence: Set(sequence),
+            counter: Set(None),
+            enqueued_at: Set(micros(now)),
+            called_at: Set(None),
+            started_at: Set(None),
+            ended_at: Set(None),
+            outcome: Set(LegOutcome::Open as i16),
+        }
+        .insert(&txn)
+        .await?;
+        let record = TicketRecord {
+            visit,
+            legs: vec![leg],
+        };
+        append_event(&txn, &record, pb::EventType::TicketIssued, "", "", now).await?;
+        remember(&txn, &office_key, request_id, &fingerprint, &id, now).await?;
+        txn.commit().await?;
+        self.bus.wake();
+        self.with_wait(record).await
+    }
+
+    /// Calls the next ticket to a counter; see `CallNext` in the proto.
+    pub async fn call_next(
+        &self,
+        counter_name: &OfficeChild,
+        categories: &[OfficeChild],
+        request_id: Option<Uuid>,
+    ) -> Result<Option<pb::Ticket>, ServiceError> {
+        let now = self.now();
+        let office_key = counter_name.office.to_string();
+        let counter_key = counter_name.to_string();
+
+        let txn = self.db.begin().await?;
+        let sequence = bump_sequence(&txn, &office_key).await?.last_sequence;
+        let counter = counter::Entity::find_by_id(counter_key.clone())
+            .one(&txn)
+            .await?
+            .filter(|c| c.active && c.office == office_key)
+            .ok_or_else(|| ServiceError::not_found("counter", counter_key.clone()))?;
+
+        let mut category_keys: Vec<String> = if categories.is_empty() {
+            counter.categories.lines().map(str::to_owned).collect()
+        } else {
+            let mut keys = Vec::with_capacity(categories.len());
+            for category in categories {
+                let key = category.to_string();
+                active_category(&txn, &office_key, &key).await?;
+                keys.push(key);
+            }
+            keys
+        };
+        category_keys.sort();
+        category_keys.dedup();
+        let fingerprint = format!("CallNext|{counter_key}|{}", category_keys.join(","));
+        if let Some(previous) = replay(&txn, &office_key, request_id, &fingerprint).await? {
+            drop(txn);
+            return self.ticket_by_id(&office_key, &previous).await.map(Some);
+        }
+
+        // One ticket per counter at a time: the previous one must be
+        // finished, transferred or marked first, so service times and the
+        // boards stay truthful.
+        if let Some(busy) = visit::Entity::find()
+            .filter(visit::Column::CurrentCounter.eq(counter_key.clone()))
+            .filter(visit::Column::State.is_in([VisitState::Called as i16, VisitState::Serving as i16]))
+            .one(&txn)
+            .await?
+        {
+            return Err(ServiceError::precondition(
+                "COUNTER_BUSY",
+                counter_key,
+                format!("counter still has ticket {} open", busy.display_number),
+            ));
+        }
+
+        // The head of each category's line is one seek in the partial
+        // waiting index; the best head over the categories wins.
+        let mut best: Option<leg::Model> = None;
+        for key in &category_keys {
+            let head = leg::Entity::find()
+                .filter(leg::Column::Category.eq(key.clone()))
+                .filter(leg::Column::State.eq(VisitState::Waiting as i16))
+                .order_by_asc(leg::Column::PriorityRank)
+                .order_by_asc(leg::Column::ArrivalSequence)
+                .limit(1)
+                .one(&txn)
+                .await?;
+            if let Some(head) = head {
+                let better = best.as_ref().is_none_or(|b| {
+                    (head.priority_rank, head.arrival_sequence) < (b.priority_rank, b.arrival_sequence)
+                });
+                if better {
+                    best = Some(head);
+                }
+            }
+        }
+        let Some(head) = best else {
+            // Nobody waits: roll back the sequence increment.
+            return Ok(None);
+        };
+
+        let mut leg = head.into_active_model();
+        leg.state = Set(VisitState::Called as i16);
+        leg.counter = Set(Some(counter_key.clone()));
+        leg.called_at = Set(Some(micros(now)));
+        let leg = leg.update(&txn).await?;
+        let visit_row = visit::Entity::find_by_id(leg.visit_id.clone())
+            .one(&txn)
+            .await?
+            .ok_or_else(|| ServiceError::Internal("waiting leg without visit".into()))?;
+        let mut visit = visit_row.into_active_model();
+        visit.state = Set(VisitState::Called as i16);
+        visit.current_counter = Set(Some(counter_key.clone()));
+        visit.recall_count = Set(0);
+        bump_version(&mut visit, sequence);
+        let visit = visit.update(&txn).await?;
+        let record = load_legs(&txn, visit).await?;
+        append_event(&txn, &record, pb::EventType::TicketCalled, &counter_key, "", now).await?;
+        remember(&txn, &office_key, request_id, &fingerprint, &record.visit.id, now).await?;
+        txn.commit().await?;
+        self.bus.wake();
+        Ok(Some(record.to_proto()))
+    }
+
+    /// Applies an action to a ticket: recall, no-show, start, finish,
+    /// transfer or cancel.
+    pub async fn act(
+        &self,
+        ticket_name: &OfficeChild,
+        action: TicketAction,
+        etag: Option<&str>,
+        transfer_to: Option<&OfficeChild>,
+    ) -> Result<pb::Ticket, ServiceError> {
+        let now = self.now();
+        let now_us = micros(now);
+        let office_key = ticket_name.office.to_string();
+        let ticket_key = ticket_name.to_string();
+
+        let txn = self.db.begin().await?;
+        let office = bump_sequence(&txn, &office_key).await?;
+        let sequence = office.last_sequence;
+        let visit_row = visit::Entity::find_by_id(ticket_name.id.clone())
+            .one(&txn)
+            .await?
+            .filter(|v| v.office == office_key)
+            .ok_or_else(|| ServiceError::not_found("ticket", ticket_key.clone()))?;
+        if let Some(etag) = etag
+            && etag != visit_row.version.to_string()
+        {
+            return Err(ServiceError::Aborted { name: ticket_key });
+        }
+        let state = VisitState::from_i16(visit_row.state)
+            .ok_or_else(|| ServiceError::Internal("unknown stored visit state".into()))?;
+        action.check(state, &ticket_key)?;
+        let current = leg::Entity::find_by_id((visit_row.id.clone(), visit_row.current_leg))
+            .one(&txn)
+            .await?
+            .ok_or_else(|| ServiceError::Internal("visit without current leg".into()))?;
+        let leg_counter = current.counter.clone().unwrap_or_default();
+        let from_category = current.category.clone();
+
+        let target = match (action, transfer_to) {
+            (TicketAction::Transfer, Some(target)) => {
+                let key = target.to_string();
+                active_category(&txn, &office_key, &key).await?;
+                if key == current.category {
+                    return Err(ServiceError::invalid(
+                        "category",
+                        "the ticket is already queued in this category",
+                    ));
+                }
+                Some(key)
+            }
+            (TicketAction::Transfer, None) => {
+                return Err(ServiceError::invalid("category", "a target category is required"));
+            }
+            _ => None,
+        };
+
+        let recall_exhausted = action == TicketAction::Recall
+            && visit_row.recall_count >= office.recall_limit;
+        let mut visit = visit_row.clone().into_active_model();
+        let mut leg = current.clone().into_active_model();
+        let end_leg = |leg: &mut leg::ActiveModel, outcome: LegOutcome| {
+            leg.state = Set(LEG_ENDED);
+            leg.outcome = Set(outcome as i16);
+            leg.ended_at = Set(Some(now_us));
+        };
+        let (event_type, event_counter) = match action {
+            TicketAction::Recall if !recall_exhausted => {
+                visit.recall_count = Set(visit_row.recall_count + 1);
+                (pb::EventType::TicketRecalled, leg_counter)
+            }
+            TicketAction::Recall | TicketAction::NoShow => {
+                end_leg(&mut leg, LegOutcome::NoShow);
+                visit.state = Set(VisitState::NoShow as i16);
+                visit.current_counter = Set(None);
+                (pb::EventType::TicketNoShow, leg_counter)
+            }
+            TicketAction::Start => {
+                leg.state = Set(VisitState::Serving as i16);
+                leg.started_at = Set(Some(now_us));
+                visit.state = Set(VisitState::Serving as i16);
+                (pb::EventType::ServiceStarted, leg_counter)
+            }
+            TicketAction::Finish => {
+                // Finished without a start: service began at the call.
+                leg.started_at = Set(current.started_at.or(current.called_at));
+                end_leg(&mut leg, LegOutcome::Finished);
+                visit.state = Set(VisitState::Done as i16);
+                visit.current_counter = Set(None);
+                (pb::EventType::ServiceFinished, leg_counter)
+            }
+            TicketAction::Cancel => {
+                end_leg(&mut leg, LegOutcome::Cancelled);
+                visit.state = Set(VisitState::Cancelled as i16);
+                visit.current_counter = Set(None);
+                (pb::EventType::TicketCancelled, leg_counter)
+            }
+            TicketAction::Transfer => {
+                end_leg(&mut leg, LegOutcome::Transferred);
+                let target = target.unwrap_or_default();
+                leg::ActiveModel {
+                    visit_id: Set(visit_row.id.clone()),
+                    leg_index: Set(visit_row.current_leg + 1),
+                    category: Set(target.clone()),
+                    state: Set(VisitState::Waiting as i16),
+                    priority_rank: Set(current.priority_rank),
+                    // Keeps the visit's place: arrival order, not transfer time.
+                    arrival_sequence: Set(visit_row.issue_sequence),
+                    counter: Set(None),
+                    enqueued_at: Set(now_us),
+                    called_at: Set(None),
+                    started_at: Set(None),
+                    ended_at: Set(None),
+                    outcome: Set(LegOutcome::Open as i16),
+                }
+                .insert(&txn)
+                .await?;
+                visit.state = Set(VisitState::Waiting as i16);
+                visit.current_leg = Set(visit_row.current_leg + 1);
+                visit.current_category = Set(target);
+                visit.current_counter = Set(None);
+                visit.recall_count = Set(0);
+                (pb::EventType::TicketTransferred, leg_counter)
+            }
+        };
+        if leg.is_changed() {
+            leg.update(&txn).await?;
+        }
+        bump_version(&mut visit, sequence);
+        let visit = visit.update(&txn).await?;
+        let record = load_legs(&txn, visit).await?;
+        let from = if event_type == pb::EventType::TicketTransferred {
+            from_category.as_str()
+        } else {
+            ""
+        };
+        append_event(&txn, &record, event_type, &event_counter, from, now).await?;
+        txn.commit().await?;
+        self.bus.wake();
+        self.with_wait(record).await
+    }
+
+    /// Reads one ticket.
+    pub async fn get_ticket(&self, name: &OfficeChild) -> Result<pb::Ticket, ServiceError> {
+        self.ticket_by_id(&name.office.to_string(), &name.id).await
+    }
+
+    async fn ticket_by_id(&self, office_key: &str, id: &str) -> Result<pb::Ticket, ServiceError> {
+        let visit = visit::Entity::find_by_id(id.to_owned())
+            .one(&self.db)
+            .await?
+            .filter(|v| v.office == office_key)
+            .ok_or_else(|| ServiceError::not_found("ticket", format!("{office_key}/tickets/{id}")))?;
+        let record = load_legs(&self.db, visit).await?;
+        self.with_wait(record).await
+    }
+
+    /// Adds people ahead and the wait estimate to a waiting ticket.
+    async fn with_wait(&self, record: TicketRecord) -> Result<pb::Ticket, ServiceError> {
+        let mut ticket = record.to_proto();
+        if record.visit.state != VisitState::Waiting as i16 {
+            return Ok(ticket);
+        }
+        let Some(current) = record.legs.last() else {
+            return Ok(ticket);
+        };
+        let ahead = leg::Entity::find()
+            .filter(leg::Column::Category.eq(current.category.clone()))
+            .filter(leg::Column::State.eq(VisitState::Waiting as i16))
+            .filter(
+                leg::Column::PriorityRank.lt(current.priority_rank).or(leg::Column::PriorityRank
+                    .eq(current.priority_rank)
+                    .and(leg::Column::ArrivalSequence.lt(current.arrival_sequence))),
+            )
+            .count(&self.db)
+            .await?;
+        let ahead = u32::try_from(ahead).unwrap_or(u32::MAX);
+        ticket.people_ahead = ahead;
+        let estimate = self.estimate(&record.visit.office, &current.category, ahead).await?;
+        ticket.wait_estimate = Some(crate::ticket::wait_estimate(estimate));
+        Ok(ticket)
+    }
+
+    /// The wait estimate for a ticket with `ahead` tickets before it.
+    async fn estimate(&self, office_key: &str, category_key: &str, ahead: u32) -> Result<Estimate, ServiceError> {
+        let now = self.now();
+        let office = office::Entity::find_by_id(office_key.to_owned())
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| ServiceError::not_found("office", office_key))?;
+        let category = category::Entity::find_by_id(category_key.to_owned())
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| ServiceError::not_found("category", category_key))?;
+        let since = micros(now - Duration::minutes(i64::from(office.counter_open_minutes)));
+        let recent_counters: Vec<Option<String>> = leg::Entity::find()
+            .select_only()
+            .column(leg::Column::Counter)
+            .filter(leg::Column::Category.eq(category_key.to_owned()))
+            .filter(leg::Column::CalledAt.gte(since))
+            .distinct()
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        let open_counters = recent_counters.iter().flatten().collect::<HashSet<_>>().len();
+        let recent: Vec<(Option<i64>, Option<i64>)> = leg::Entity::find()
+            .select_only()
+            .column(leg::Column::StartedAt)
+            .column(leg::Column::EndedAt)
+            .filter(leg::Column::Category.eq(category_key.to_owned()))
+            .filter(leg::Column::EndedAt.is_not_null())
+            .filter(leg::Column::StartedAt.is_not_null())
+            .order_by_desc(leg::Column::EndedAt)
+            .limit(ESTIMATE_SAMPLES)
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        Ok(estimate_wait(&EstimateInput {
+            ahead,
+            open_counters: u32::try_from(open_counters).unwrap_or(u32::MAX),
+            recent_services: recent
+                .into_iter()
+                .filter_map(|(start, end)| Some(Duration::microseconds(end? - start?)))
+                .collect(),
+            default_service: Duration::minutes(i64::from(category.default_service_minutes)),
+        }))
+    }
+
+    /// Lists tickets of a day in issue order, one page at a time.
+    pub async fn list_tickets(
+        &self,
+        office_name: &OfficeName,
+        query: &TicketQuery,
+    ) -> Result<(Vec<pb::Ticket>, Option<i64>), ServiceError> {
+        let office_key = office_name.to_string();
+        self.office(office_name).await?;
+        let mut select = visit::Entity::find()
+            .filter(visit::Column::Office.eq(office_key))
+            .filter(visit::Column::BusinessDay.eq(query.day.ordinal()))
+            .filter(visit::Column::IssueSequence.gt(query.after_sequence));
+        if !query.states.is_empty() {
+            select = select.filter(visit::Column::State.is_in(query.states.iter().map(|s| *s as i16)));
+        }
+        if let Some(category) = &query.category {
+            select = select.filter(visit::Column::CurrentCategory.eq(category.clone()));
+        }
+        let mut visits = select
+            .order_by_asc(visit::Column::IssueSequence)
+            .limit(query.page_size + 1)
+            .all(&self.db)
+            .await?;
+        let next = if visits.len() as u64 > query.page_size {
+            visits.truncate(query.page_size as usize);
+            visits.last().map(|v| v.issue_sequence)
+        } else {
+            None
+        };
+        let ids: Vec<String> = visits.iter().map(|v| v.id.clone()).collect();
+        let mut legs = leg::Entity::find()
+            .filter(leg::Column::VisitId.is_in(ids))
+            .order_by_asc(leg::Column::VisitId)
+            .order_by_asc(leg::Column::LegIndex)
+            .all(&self.db)
+            .await?;
+        let mut tickets = Vec::with_capacity(visits.len());
+        for visit in visits {
+            let (mine, rest): (Vec<_>, Vec<_>) = legs.into_iter().partition(|l| l.visit_id == visit.id);
+            legs = rest;
+            tickets.push(TicketRecord { visit, legs: mine }.to_proto());
+        }
+        Ok((tickets, next))
+    }
+
+    /// A snapshot of an office for boards and the `status` command.
+    pub async fn office_status(&self, office_name: &OfficeName) -> Result<pb::OfficeStatus, ServiceError> {
+        let now = self.now();
+        let day = BusinessDay::of(now);
+        let office = self.office(office_name).await?;
+        let office_key = office.name.clone();
+        let categories = category::Entity::find()
+            .filter(category::Column::Office.eq(office_key.clone()))
+            .filter(category::Column::Active.eq(true))
+            .order_by_asc(category::Column::Position)
+            .all(&self.db)
+            .await?;
+        let mut category_status = Vec::with_capacity(categories.len());
+        for category in categories {
+            let waiting = leg::Entity::find()
+                .filter(leg::Column::Category.eq(category.name.clone()))
+                .filter(leg::Column::State.eq(VisitState::Waiting as i16))
+                .count(&self.db)
+                .await?;
+            let waiting = u32::try_from(waiting).unwrap_or(u32::MAX);
+            let issued = number_counter::Entity::find_by_id((category.name.clone(), day.ordinal()))
+                .one(&self.db)
+                .await?
+                .map_or(0, |n| n.issued_count);
+            let estimate = self.estimate(&office_key, &category.name, waiting).await?;
+            category_status.push(pb::CategoryStatus {
+                name: category.name,
+                prefix: category.prefix,
+                display_name_ja: category.name_ja,
+                display_name_en: category.name_en,
+                colour: category.colour,
+                waiting,
+                issued_today: u32::try_from(issued).unwrap_or_default(),
+                daily_quota: u32::try_from(category.daily_quota).unwrap_or_default(),
+                wait_estimate: Some(crate::ticket::wait_estimate(estimate)),
+            });
+        }
+        let counters = counter::Entity::find()
+            .filter(counter::Column::Office.eq(office_key.clone()))
+            .filter(counter::Column::Active.eq(true))
+            .order_by_asc(counter::Column::Position)
+            .all(&self.db)
+            .await?;
+        let mut counter_status = Vec::with_capacity(counters.len());
+        for counter in counters {
+            let current = visit::Entity::find()
+                .filter(visit::Column::CurrentCounter.eq(counter.name.clone()))
+                .filter(visit::Column::State.is_in([VisitState::Called as i16, VisitState::Serving as i16]))
+                .one(&self.db)
+                .await?;
+            let current_ticket = match current {
+                Some(visit) => Some(load_legs(&self.db, visit).await?.to_proto()),
+                None => None,
+            };
+            counter_status.push(pb::CounterStatus {
+                name: counter.name,
+                display_number: counter.display_number,
+                floor: counter.floor,
+                colour: counter.colour,
+                categories: counter.categories.lines().map(str::to_owned).collect(),
+                current_ticket,
+            });
+        }
+        Ok(pb::OfficeStatus {
+            name: office_key,
+            display_name: office.name_ja,
+            business_day: Some(crate::ticket::date(day)),
+            categories: category_status,
+            counters: counter_status,
+            last_sequence: u64::try_from(office.last_sequence).unwrap_or_default(),
+        })
+    }
+
+    /// Up to `limit` events of an office after `after`, in order.
+    pub async fn events_after(
+        &self,
+        office_key: &str,
+        after: i64,
+        limit: u64,
+    ) -> Result<Vec<pb::OfficeEvent>, ServiceError> {
+        let rows = event::Entity::find()
+            .filter(event::Column::Office.eq(office_key.to_owned()))
+            .filter(event::Column::Sequence.gt(after))
+            .order_by_asc(event::Column::Sequence)
+            .limit(limit)
+            .all(&self.db)
+            .await?;
+        rows.into_iter()
+            .map(|row| {
+                pb::OfficeEvent::decode(row.payload.as_slice())
+                    .map_err(|e| ServiceError::Internal(format!("stored event {}: {e}", row.sequence)))
+            })
+            .collect()
+    }
+}
+
+fn priority_rank(priority: bool) -> i16 {
+    if priority { 0 } else { 1 }
+}
+
+fn bump_version(visit: &mut visit::ActiveModel, sequence: i64) {
+    let version = match &visit.version {
+        Set(v) | ActiveValue::Unchanged(v) => *v,
+        ActiveValue::NotSet => 0,
+    };
+    visit.version = Set(version + 1);
+    visit.last_sequence = Set(sequence);
+}
+
+/// Step 1 of every write: take the office's next sequence (and its lock).
+async fn bump_sequence(txn: &DatabaseTransaction, office_key: &str) -> Result<office::Model, ServiceError> {
+    office::Entity::update_many()
+        .col_expr(
+            office::Column::LastSequence,
+            Expr::col(office::Column::LastSequence).add(1),
+        )
+        .filter(office::Column::Name.eq(office_key.to_owned()))
+        .exec_with_returning(txn)
+        .await?
+        .into_iter()
+        .next()
+        .ok_or_else(|| ServiceError::not_found("office", office_key))
+}
+
+async fn active_category(
+    txn: &DatabaseTransaction,
+    office_key: &str,
+    category_key: &str,
+) -> Result<category::Model, ServiceError> {
+    category::Entity::find_by_id(category_key.to_owned())
+        .one(txn)
+        .await?
+        .filter(|c| c.active && c.office == office_key)
+        .ok_or_else(|| ServiceError::not_found("category", category_key))
+}
+
+/// The first number after `last` that no active ticket of the category
+/// holds, today or left over from an earlier day.
+async fn free_number(
+    txn: &DatabaseTransaction,
+    category_key: &str,
+    last: i32,
+    max: i32,
+) -> Result<i32, ServiceError> {
+    let max = Ord::max(u32::try_from(max).unwrap_or(999), 1);
+    let active = [
+        VisitState::Waiting as i16,
+        VisitState::Called as i16,
+        VisitState::Serving as i16,
+    ];
+    let in_use = visit::Entity::find()
+        .filter(visit::Column::IssueCategory.eq(category_key.to_owned()))
+        .filter(visit::Column::State.is_in(active))
+        .count(txn)
+        .await?;
+    let exhausted = || ServiceError::ResourceExhausted {
+        reason: "NUMBER_RANGE_EXHAUSTED",
+        subject: category_key.to_owned(),
+        message: format!("all {max} ticket numbers of the category are in use"),
+    };
+    if in_use >= u64::from(max) {
+        return Err(exhausted());
+    }
+    let mut candidate = u32::try_from(last).unwrap_or(0);
+    for _ in 0..max {
+        candidate = successor(candidate, max);
+        let taken = visit::Entity::find()
+            .filter(visit::Column::IssueCategory.eq(category_key.to_owned()))
+            .filter(visit::Column::Number.eq(candidate as i32))
+            .filter(visit::Column::State.is_in(active))
+            .count(txn)
+            .await?;
+        if taken == 0 {
+            return Ok(candidate as i32);
+        }
+    }
+    Err(exhausted())
+}
+
+/// The visit a request id already produced, if the request is a retry.
+async fn replay(
+    txn: &DatabaseTransaction,
+    office_key: &str,
+    request_id: Option<Uuid>,
+    fingerprint: &str,
+) -> Result<Option<String>, ServiceError> {
+    let Some(request_id) = request_id else {
+        return Ok(None);
+    };
+    let Some(previous) = request::Entity::find_by_id((office_key.to_owned(), request_id.to_string()))
+        .one(txn)
+        .await?
+    else {
+        return Ok(None);
+    };
+    if previous.fingerprint != fingerprint {
+        return Err(ServiceError::invalid(
+            "request_id",
+            "this request_id was used for a different request",
+        ));
+    }
+    Ok(Some(previous.visit_id))
+}
+
+async fn remember(
+    txn: &DatabaseTransaction,
+    office_key: &str,
+    request_id: Option<Uuid>,
+    fingerprint: &str,
+    visit_id: &str,
+    now: DateTime<Utc>,
+) -> Result<(), ServiceError> {
+    if let Some(request_id) = request_id {
+        request::ActiveModel {
+            office: Set(office_key.to_owned()),
+            request_id: Set(request_id.to_string()),
+            fingerprint: Set(fingerprint.to_owned()),
+            visit_id: Set(visit_id.to_owned()),
+            created_at: Set(micros(now)),
+        }
+        .insert(txn)
+        .await?;
+    }
+    Ok(())
+}
+
+async fn load_legs<C: ConnectionTrait>(db: &C, visit: visit::Model) -> Result<TicketRecord, ServiceError> {
+    let legs = leg::Entity::find()
+        .filter(leg::Column::VisitId.eq(visit.id.clone()))
+        .order_by_asc(leg::Column::LegIndex)
+        .all(db)
+        .await?;
+    Ok(TicketRecord { visit, legs })
+}
+
+/// Step 3: the event row, with the sequence taken in step 1.
+async fn append_event(
+    txn: &DatabaseTransaction,
+    record: &TicketRecord,
+    event_type: pb::EventType,
+    counter: &str,
+    from_category: &str,
+    now: DateTime<Utc>,
+) -> Result<(), ServiceError> {
+    let sequence = record.visit.last_sequence;
+    let event = pb::OfficeEvent {
+        sequence: u64::try_from(sequence).unwrap_or_default(),
+        office: record.visit.office.clone(),
+        event_time: Some(timestamp(micros(now))),
+        r#type: event_type as i32,
+        ticket: Some(record.to_proto()),
+        counter: counter.to_owned(),
+        from_category: from_category.to_owned(),
+    };
+    event::ActiveModel {
+        office: Set(record.visit.office.clone()),
+        sequence: Set(sequence),
+        event_type: Set(event_type as i16),
+        visit_id: Set(record.visit.id.clone()),
+        created_at: Set(micros(now)),
+        payload: Set(event.encode_to_vec()),
+    }
+    .insert(txn)
+    .await?;
+    if txn.get_database_backend() == DbBackend::Postgres {
+        txn.execute_unprepared(&format!("NOTIFY {CHANNEL}")).await?;
+    }
+    Ok(())
+}
+
+/// Upserts the site's offices, categories and counters; categories and
+/// counters no longer in the site are deactivated, never deleted, because
+/// tickets refer to them.
+async fn seed(txn: &DatabaseTransaction, site: &Site) -> Result<(), ServiceError> {
+    let code = site.municipality.code.as_str();
+    for office_site in &site.offices {
+        let office_key = format!("municipalities/{code}/offices/{}", office_site.id);
+        office::Entity::insert(office::ActiveModel {
+            name: Set(office_key.clone()),
+            municipality_code: Set(code.to_owned()),
+            name_ja: Set(office_site.name_ja.clone()),
+            name_en: Set(office_site.name_en.clone()),
+            recall_limit: Set(office_site.queue.recall_limit as i32),
+            max_number: Set(office_site.queue.max_number as i32),
+            counter_open_minutes: Set(office_site.queue.counter_open_minutes as i32),
+            last_sequence: Set(0),
+        })
+        .on_conflict(
+            OnConflict::column(office::Column::Name)
+                .update_columns([
+                    office::Column::NameJa,
+                    office::Column::NameEn,
+                    office::Column::RecallLimit,
+                    office::Column::MaxNumber,
+                    office::Column::CounterOpenMinutes,
+                ])
+                .to_owned(),
+        )
+        .exec(txn)
+        .await?;
+
+        category::Entity::update_many()
+            .col_expr(category::Column::Active, Expr::value(false))
+            .filter(category::Column::Office.eq(office_key.clone()))
+            .exec(txn)
+            .await?;
+        for (position, c) in office_site.categories.iter().enumerate() {
+            category::Entity::insert(category::ActiveModel {
+                name: Set(format!("{office_key}/categories/{}", c.id)),
+                office: Set(office_key.clone()),
+                position: Set(position as i32),
+                prefix: Set(c.prefix.clone()),
+                name_ja: Set(c.name_ja.clone()),
+                name_en: Set(c.name_en.clone()),
+                colour: Set(c.colour.clone()),
+                daily_quota: Set(c.daily_quota as i32),
+                default_service_minutes: Set(c.default_service_minutes as i32),
+                active: Set(true),
+            })
+            .on_conflict(
+                OnConflict::column(category::Column::Name)
+                    .update_columns([
+                        category::Column::Position,
+                        category::Column::Prefix,
+                        category::Column::NameJa,
+                        category::Column::NameEn,
+                        category::Column::Colour,
+                        category::Column::DailyQuota,
+                        category::Column::DefaultServiceMinutes,
+                        category::Column::Active,
+                    ])
+                    .to_owned(),
+            )
+            .exec(txn)
+            .await?;
+        }
+
+        counter::Entity::update_many()
+            .col_expr(counter::Column::Active, Expr::value(false))
+            .filter(counter::Column::Office.eq(office_key.clone()))
+            .exec(txn)
+            .await?;
+        for (position, k) in office_site.counters.iter().enumerate() {
+            let categories: Vec<String> = k
+                .categories
+                .iter()
+                .map(|c| format!("{office_key}/categories/{c}"))
+                .collect();
+            counter::Entity::insert(counter::ActiveModel {
+                name: Set(format!("{office_key}/counters/{}", k.id)),
+                office: Set(office_key.clone()),
+                position: Set(position as i32),
+                display_number: Set(k.display_number.clone()),
+                floor: Set(k.floor),
+                colour: Set(k.colour.clone()),
+                categories: Set(categories.join("\n")),
+                active: Set(true),
+            })
+            .on_conflict(
+                OnConflict::column(counter::Column::Name)
+                    .update_columns([
+                        counter::Column::Position,
+                        counter::Column::DisplayNumber,
+                        counter::Column::Floor,
+                        counter::Column::Colour,
+                        counter::Column::Categories,
+                        counter::Column::Active,
+                    ])
+                    .to_owned(),
+            )
+            .exec(txn)
+            .await?;
+        }
+    }
+    Ok(())
+}
