@@ -1,1 +1,215 @@
-//! End-to-end tests live in `tests/`; this library holds their shared harness.
+//! Harness for the end-to-end tests: a real `madoguchi` server on
+//! `127.0.0.1:0`, on SQLite or PostgreSQL, driven by the generated client.
+//!
+//! PostgreSQL tests need `MADOGUCHI_TEST_POSTGRES_URL`, a URL of a role
+//! that may create databases (`scripts/test.sh` starts PostgreSQL and sets
+//! it). Without it they fail: a skipped backend would be a silent gap.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use madoguchi::cli::Auth;
+use madoguchi::server::{RunningServer, ServiceSelection, start};
+use madoguchi_platform::auth::Role;
+use madoguchi_platform::clock::{ManualClock, SharedClock};
+use madoguchi_platform::config::{ServerConfig, TokenConfig};
+use madoguchi_platform::types::MunicipalityCode;
+use madoguchi_proto::queue::v1::queue_service_client::QueueServiceClient;
+use secrecy::SecretString;
+use sea_orm::{ConnectionTrait, Database};
+use tempfile::TempDir;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+
+pub use madoguchi_proto::queue::v1 as pb;
+
+/// The office of the sample site.
+pub const OFFICE: &str = "municipalities/032034/offices/main";
+/// Another municipality (東京都千代田区), for tenancy tests.
+pub const OTHER_MUNICIPALITY: &str = "131016";
+
+/// A generated client with a bearer token.
+pub type Client = QueueServiceClient<InterceptedService<Channel, Auth>>;
+
+/// Which storage backend a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// Embedded SQLite in a temporary directory.
+    Sqlite,
+    /// A fresh database on the test PostgreSQL server.
+    Postgres,
+}
+
+/// The URL of the PostgreSQL server for tests; panics when unset.
+pub fn postgres_admin_url() -> String {
+    std::env::var("MADOGUCHI_TEST_POSTGRES_URL").unwrap_or_else(|_| {
+        panic!(
+            "MADOGUCHI_TEST_POSTGRES_URL is not set: run the suite with scripts/test.sh, \
+             which starts PostgreSQL, or point it at a role that may CREATE DATABASE"
+        )
+    })
+}
+
+/// Creates an empty PostgreSQL database and returns its URL.
+pub async fn fresh_postgres_database() -> String {
+    let admin = postgres_admin_url();
+    let name = format!("madoguchi_test_{}", uuid::Uuid::new_v4().simple());
+    let db = Database::connect(admin.as_str())
+        .await
+        .unwrap_or_else(|e| panic!("cannot connect to the test PostgreSQL: {e}"));
+    db.execute_unprepared(&format!("CREATE DATABASE {name}"))
+        .await
+        .unwrap_or_else(|e| panic!("cannot create a test database: {e}"));
+    let _ = db.close().await;
+    match admin.rfind('/') {
+        Some(slash) => {
+            let (base, rest) = admin.split_at(slash);
+            let query = rest.find('?').map(|q| &rest[q..]).unwrap_or("");
+            format!("{base}/{name}{query}")
+        }
+        None => panic!("MADOGUCHI_TEST_POSTGRES_URL has no database path"),
+    }
+}
+
+/// A token for `role` in `municipality`; its text is `test-{role}-{code}`.
+pub fn token(role: Role, municipality: &str) -> TokenConfig {
+    TokenConfig {
+        token: SecretString::from(format!("test-{role}-{municipality}")),
+        subject: format!("test-{role}"),
+        role,
+        municipality: MunicipalityCode::parse(municipality).unwrap_or_else(|e| panic!("{e}")),
+    }
+}
+
+/// Every role in 大船渡市, plus an admin of another municipality.
+pub fn test_tokens() -> Vec<TokenConfig> {
+    let mut tokens: Vec<_> = [Role::Admin, Role::Staff, Role::Device, Role::Display, Role::Integrator]
+        .into_iter()
+        .map(|role| token(role, "032034"))
+        .collect();
+    tokens.push(token(Role::Admin, OTHER_MUNICIPALITY));
+    tokens
+}
+
+/// The sample site shipped with the product.
+pub fn sample_site() -> String {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../sites/ofunato/site.toml");
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// A server under test.
+#[derive(Debug)]
+pub struct TestServer {
+    /// The running server.
+    pub server: RunningServer,
+    /// The clock the server reads.
+    pub clock: ManualClock,
+    /// The database URL it uses.
+    pub database_url: String,
+    _dir: TempDir,
+}
+
+/// Options of [`spawn`].
+#[derive(Debug, Clone)]
+pub struct Spawn {
+    /// Backend.
+    pub backend: Backend,
+    /// Site TOML.
+    pub site: String,
+    /// Start time of the manual clock.
+    pub start: chrono::DateTime<chrono::Utc>,
+}
+
+impl Spawn {
+    /// The sample site on `backend`, on a weekday morning at 09:00 JST.
+    pub fn new(backend: Backend) -> Self {
+        Self {
+            backend,
+            site: sample_site(),
+            start: chrono::DateTime::parse_from_rfc3339("2026-04-01T09:00:00+09:00")
+                .map(|t| t.to_utc())
+                .unwrap_or_else(|e| panic!("{e}")),
+        }
+    }
+
+    /// Replaces the site.
+    pub fn site(mut self, site: impl Into<String>) -> Self {
+        self.site = site.into();
+        self
+    }
+}
+
+/// Starts a server on port 0.
+pub async fn spawn(options: Spawn) -> TestServer {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let site_path = dir.path().join("site.toml");
+    std::fs::write(&site_path, &options.site).unwrap_or_else(|e| panic!("{e}"));
+    let database_url = match options.backend {
+        Backend::Sqlite => format!("sqlite://{}?mode=rwc", dir.path().join("test.db").display()),
+        Backend::Postgres => fresh_postgres_database().await,
+    };
+    let config = ServerConfig {
+        data_dir: dir.path().to_owned(),
+        database_url: Some(SecretString::from(database_url.clone())),
+        site: site_path,
+        tokens: test_tokens(),
+        ..ServerConfig::default()
+    };
+    let clock = ManualClock::new(options.start);
+    let shared: SharedClock = Arc::new(clock.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let server = start(&config, ServiceSelection::All, shared, listener)
+        .await
+        .unwrap_or_else(|e| panic!("server did not start: {e:#}"));
+    TestServer {
+        server,
+        clock,
+        database_url,
+        _dir: dir,
+    }
+}
+
+/// A client of the server at `addr` with the token of `role` in `municipality`.
+pub async fn client_at(addr: std::net::SocketAddr, role: Role, municipality: &str) -> Client {
+    let channel = Channel::from_shared(format!("http://{addr}"))
+        .unwrap_or_else(|e| panic!("{e}"))
+        .connect()
+        .await
+        .unwrap_or_else(|e| panic!("cannot connect: {e}"));
+    let auth = Auth::bearer(&token(role, municipality).token).unwrap_or_else(|e| panic!("{e}"));
+    QueueServiceClient::with_interceptor(channel, auth)
+}
+
+impl TestServer {
+    /// A client holding `role` in 大船渡市.
+    pub async fn client(&self, role: Role) -> Client {
+        client_at(self.server.addr, role, "032034").await
+    }
+
+    /// A client of another municipality.
+    pub async fn foreign_client(&self) -> Client {
+        client_at(self.server.addr, Role::Admin, OTHER_MUNICIPALITY).await
+    }
+}
+
+/// `{OFFICE}/categories/{id}`.
+pub fn category(id: &str) -> String {
+    format!("{OFFICE}/categories/{id}")
+}
+
+/// `{OFFICE}/counters/{id}`.
+pub fn counter(id: &str) -> String {
+    format!("{OFFICE}/counters/{id}")
+}
+
+/// An `IssueTicketRequest` with a fresh request id.
+pub fn issue(category_id: &str, priority: bool) -> pb::IssueTicketRequest {
+    pb::IssueTicketRequest {
+        parent: OFFICE.to_owned(),
+        category: category(category_id),
+        priority,
+        request_id: uuid::Uuid::new_v4().to_string(),
+    }
+}

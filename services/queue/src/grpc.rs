@@ -202,7 +202,7 @@ impl QueueService for QueueGrpc {
             }
         };
         let day = match &req.business_day {
-            None => Some(BusinessDay::of(chrono::Utc::now())),
+            None => None,
             Some(date) => {
                 let parsed = u32::try_from(date.month)
                     .ok()
@@ -230,7 +230,7 @@ impl QueueService for QueueGrpc {
             parsed
         };
         v.finish()?;
-        let (Some(office), Some(day)) = (office, day) else {
+        let Some(office) = office else {
             return Err(ServiceError::invalid("parent", "missing").into());
         };
         principal.check_tenant(&office.municipality)?;

@@ -57,8 +57,8 @@ pub struct QueueStore {
 /// A filtered page request of `ListTickets`.
 #[derive(Debug, Clone)]
 pub struct TicketQuery {
-    /// Business day.
-    pub day: BusinessDay,
+    /// Business day; `None` for today by the service's clock.
+    pub day: Option<BusinessDay>,
     /// Only these states (empty: all).
     pub states: Vec<VisitState>,
     /// Only tickets now in this category.
@@ -564,7 +564,7 @@ impl QueueStore {
         self.office(office_name).await?;
         let mut select = visit::Entity::find()
             .filter(visit::Column::Office.eq(office_key))
-            .filter(visit::Column::BusinessDay.eq(query.day.ordinal()))
+            .filter(visit::Column::BusinessDay.eq(query.day.unwrap_or_else(|| BusinessDay::of(self.now())).ordinal()))
             .filter(visit::Column::IssueSequence.gt(query.after_sequence));
         if !query.states.is_empty() {
             select = select.filter(visit::Column::State.is_in(query.states.iter().map(|s| *s as i16)));
