@@ -21,7 +21,12 @@ pub mod madoguchi {
     pub mod r#type {
         /// Version 1.
         pub mod v1 {
-            #![allow(missing_docs, missing_debug_implementations, unused_qualifications, clippy::all)]
+            #![allow(
+                missing_docs,
+                missing_debug_implementations,
+                unused_qualifications,
+                clippy::all
+            )]
             include!(concat!(env!("OUT_DIR"), "/madoguchi.r#type.v1.rs"));
         }
     }
@@ -30,7 +35,12 @@ pub mod madoguchi {
     pub mod queue {
         /// Version 1.
         pub mod v1 {
-            #![allow(missing_docs, missing_debug_implementations, unused_qualifications, clippy::all)]
+            #![allow(
+                missing_docs,
+                missing_debug_implementations,
+                unused_qualifications,
+                clippy::all
+            )]
             include!(concat!(env!("OUT_DIR"), "/madoguchi.queue.v1.rs"));
         }
     }

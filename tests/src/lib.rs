@@ -15,8 +15,8 @@ use madoguchi_platform::clock::{ManualClock, SharedClock};
 use madoguchi_platform::config::{ServerConfig, TokenConfig};
 use madoguchi_platform::types::MunicipalityCode;
 use madoguchi_proto::queue::v1::queue_service_client::QueueServiceClient;
-use secrecy::SecretString;
 use sea_orm::{ConnectionTrait, Database};
+use secrecy::SecretString;
 use tempfile::TempDir;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
@@ -83,10 +83,16 @@ pub fn token(role: Role, municipality: &str) -> TokenConfig {
 
 /// Every role in 大船渡市, plus an admin of another municipality.
 pub fn test_tokens() -> Vec<TokenConfig> {
-    let mut tokens: Vec<_> = [Role::Admin, Role::Staff, Role::Device, Role::Display, Role::Integrator]
-        .into_iter()
-        .map(|role| token(role, "032034"))
-        .collect();
+    let mut tokens: Vec<_> = [
+        Role::Admin,
+        Role::Staff,
+        Role::Device,
+        Role::Display,
+        Role::Integrator,
+    ]
+    .into_iter()
+    .map(|role| token(role, "032034"))
+    .collect();
     tokens.push(token(Role::Admin, OTHER_MUNICIPALITY));
     tokens
 }

@@ -74,32 +74,48 @@ async fn a_visit_through_two_counters(backend: Backend) {
     let mut kiosk = t.client(Role::Device).await;
     let mut staff = t.client(Role::Staff).await;
 
-    let first = kiosk.issue_ticket(issue("certificates", false)).await.unwrap_or_else(|e| panic!("{e}")).into_inner();
+    let first = kiosk
+        .issue_ticket(issue("certificates", false))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .into_inner();
     assert_eq!(first.display_number, "A001");
     assert_eq!(state(&first), pb::TicketState::Waiting);
     assert_eq!(first.people_ahead, 0);
-    let second = kiosk.issue_ticket(issue("certificates", false)).await.unwrap_or_else(|e| panic!("{e}")).into_inner();
+    let second = kiosk
+        .issue_ticket(issue("certificates", false))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .into_inner();
     assert_eq!(second.display_number, "A002");
     assert_eq!(second.people_ahead, 1);
     let estimate = second.wait_estimate.unwrap_or_default();
     assert!(estimate.max_minutes >= estimate.min_minutes && estimate.max_minutes > 0);
 
     t.clock.advance(TimeDelta::minutes(3));
-    let called = call(&mut staff, "1").await.unwrap_or_else(|| panic!("someone waits"));
+    let called = call(&mut staff, "1")
+        .await
+        .unwrap_or_else(|| panic!("someone waits"));
     assert_eq!(called.name, first.name);
     assert_eq!(state(&called), pb::TicketState::Called);
     assert_eq!(called.current_counter, counter("1"));
 
     // A counter with an open ticket cannot call another.
     let busy = staff
-        .call_next(pb::CallNextRequest { counter: counter("1"), ..Default::default() })
+        .call_next(pb::CallNextRequest {
+            counter: counter("1"),
+            ..Default::default()
+        })
         .await
         .err()
         .unwrap_or_else(|| panic!("busy counter called again"));
     assert_eq!(busy.code(), Code::FailedPrecondition);
 
     staff
-        .start_service(pb::StartServiceRequest { name: first.name.clone(), etag: String::new() })
+        .start_service(pb::StartServiceRequest {
+            name: first.name.clone(),
+            etag: String::new(),
+        })
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     t.clock.advance(TimeDelta::minutes(4));
@@ -122,22 +138,37 @@ async fn a_visit_through_two_counters(backend: Backend) {
         moved.legs[0].service_duration.as_ref().map(|d| d.seconds),
         Some(240)
     );
-    assert_eq!(moved.legs[0].wait_duration.as_ref().map(|d| d.seconds), Some(180));
+    assert_eq!(
+        moved.legs[0].wait_duration.as_ref().map(|d| d.seconds),
+        Some(180)
+    );
 
-    let again = call(&mut staff, "4").await.unwrap_or_else(|| panic!("transferred ticket waits"));
+    let again = call(&mut staff, "4")
+        .await
+        .unwrap_or_else(|| panic!("transferred ticket waits"));
     assert_eq!(again.name, first.name);
     t.clock.advance(TimeDelta::minutes(2));
     let done = finish(&mut staff, &first.name).await;
     assert_eq!(state(&done), pb::TicketState::Done);
-    assert_eq!(done.legs[1].service_duration.as_ref().map(|d| d.seconds), Some(120));
+    assert_eq!(
+        done.legs[1].service_duration.as_ref().map(|d| d.seconds),
+        Some(120)
+    );
 
     let events: Vec<_> = kiosk
-        .watch_office(pb::WatchOfficeRequest { office: OFFICE.into(), after_sequence: 0 })
+        .watch_office(pb::WatchOfficeRequest {
+            office: OFFICE.into(),
+            after_sequence: 0,
+        })
         .await
         .unwrap_or_else(|e| panic!("{e}"))
         .into_inner()
         .take(7)
-        .map(|m| m.unwrap_or_else(|e| panic!("{e}")).event.unwrap_or_default())
+        .map(|m| {
+            m.unwrap_or_else(|e| panic!("{e}"))
+                .event
+                .unwrap_or_default()
+        })
         .collect()
         .await;
     let kinds: Vec<_> = events.iter().map(|e| (e.sequence, e.r#type)).collect();
@@ -158,7 +189,11 @@ async fn a_visit_through_two_counters(backend: Backend) {
     assert_eq!(events[5].counter, counter("4"));
 
     let listed = staff
-        .list_tickets(pb::ListTicketsRequest { parent: OFFICE.into(), page_size: 1, ..Default::default() })
+        .list_tickets(pb::ListTicketsRequest {
+            parent: OFFICE.into(),
+            page_size: 1,
+            ..Default::default()
+        })
         .await
         .unwrap_or_else(|e| panic!("{e}"))
         .into_inner();
@@ -168,7 +203,11 @@ async fn a_visit_through_two_counters(backend: Backend) {
             parent: OFFICE.into(),
             page_size: 10,
             page_token: listed.next_page_token.clone(),
-            business_day: Some(madoguchi_proto::types::v1::Date { year: 2026, month: 4, day: 1 }),
+            business_day: Some(madoguchi_proto::types::v1::Date {
+                year: 2026,
+                month: 4,
+                day: 1,
+            }),
             ..Default::default()
         })
         .await
@@ -178,7 +217,9 @@ async fn a_visit_through_two_counters(backend: Backend) {
     assert!(rest.next_page_token.is_empty());
 
     let status = staff
-        .get_office_status(pb::GetOfficeStatusRequest { name: OFFICE.into() })
+        .get_office_status(pb::GetOfficeStatusRequest {
+            name: OFFICE.into(),
+        })
         .await
         .unwrap_or_else(|e| panic!("{e}"))
         .into_inner();
@@ -199,8 +240,16 @@ async fn concurrent_issues_get_distinct_numbers(backend: Backend) {
         .collect();
     let mut numbers = HashSet::new();
     for task in tasks {
-        let ticket = task.await.unwrap_or_else(|e| panic!("{e}")).unwrap_or_else(|e| panic!("{e}")).into_inner();
-        assert!(numbers.insert(ticket.number), "number {} handed out twice", ticket.number);
+        let ticket = task
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap_or_else(|e| panic!("{e}"))
+            .into_inner();
+        assert!(
+            numbers.insert(ticket.number),
+            "number {} handed out twice",
+            ticket.number
+        );
     }
     assert_eq!(numbers, (1..=200).collect::<HashSet<u32>>());
 }
@@ -216,7 +265,10 @@ async fn concurrent_calls_never_share_a_visit(backend: Backend) {
     let t = spawn(Spawn::new(backend).site(site)).await;
     let mut kiosk = t.client(Role::Device).await;
     for _ in 0..30 {
-        kiosk.issue_ticket(issue("certificates", false)).await.unwrap_or_else(|e| panic!("{e}"));
+        kiosk
+            .issue_ticket(issue("certificates", false))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
     }
     let staff = t.client(Role::Staff).await;
     let tasks: Vec<_> = (10..30)
@@ -227,8 +279,15 @@ async fn concurrent_calls_never_share_a_visit(backend: Backend) {
         .collect();
     let mut called = HashSet::new();
     for task in tasks {
-        let ticket = task.await.unwrap_or_else(|e| panic!("{e}")).unwrap_or_else(|| panic!("30 wait for 20 counters"));
-        assert!(called.insert(ticket.name.clone()), "{} called to two counters", ticket.display_number);
+        let ticket = task
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap_or_else(|| panic!("30 wait for 20 counters"));
+        assert!(
+            called.insert(ticket.name.clone()),
+            "{} called to two counters",
+            ticket.display_number
+        );
     }
     assert_eq!(called.len(), 20);
     // The twenty called are exactly the twenty that came first.
@@ -255,10 +314,20 @@ async fn calls_are_fifo_within_priority(backend: Backend) {
     let mut kiosk = t.client(Role::Device).await;
     let mut staff = t.client(Role::Staff).await;
     // Counter 2 serves certificates (A) and life events (B).
-    let plan = [("certificates", false), ("life-events", false), ("certificates", true), ("life-events", true), ("certificates", false)];
+    let plan = [
+        ("certificates", false),
+        ("life-events", false),
+        ("certificates", true),
+        ("life-events", true),
+        ("certificates", false),
+    ];
     let mut issued = Vec::new();
     for (category_id, priority) in plan {
-        let ticket = kiosk.issue_ticket(issue(category_id, priority)).await.unwrap_or_else(|e| panic!("{e}")).into_inner();
+        let ticket = kiosk
+            .issue_ticket(issue(category_id, priority))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .into_inner();
         issued.push(ticket.display_number);
         t.clock.advance(TimeDelta::seconds(10));
     }
@@ -276,8 +345,16 @@ async fn issue_is_idempotent_on_request_id(backend: Backend) {
     let t = spawn(Spawn::new(backend)).await;
     let mut kiosk = t.client(Role::Device).await;
     let request = issue("certificates", false);
-    let first = kiosk.issue_ticket(request.clone()).await.unwrap_or_else(|e| panic!("{e}")).into_inner();
-    let retry = kiosk.issue_ticket(request.clone()).await.unwrap_or_else(|e| panic!("{e}")).into_inner();
+    let first = kiosk
+        .issue_ticket(request.clone())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .into_inner();
+    let retry = kiosk
+        .issue_ticket(request.clone())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .into_inner();
     assert_eq!(first.name, retry.name);
     assert_eq!(retry.number, 1);
     // Concurrent retries of one request still produce one ticket.
@@ -291,16 +368,30 @@ async fn issue_is_idempotent_on_request_id(backend: Backend) {
         .collect();
     let mut names = HashSet::new();
     for task in tasks {
-        names.insert(task.await.unwrap_or_else(|e| panic!("{e}")).unwrap_or_else(|e| panic!("{e}")).into_inner().name);
+        names.insert(
+            task.await
+                .unwrap_or_else(|e| panic!("{e}"))
+                .unwrap_or_else(|e| panic!("{e}"))
+                .into_inner()
+                .name,
+        );
     }
     assert_eq!(names.len(), 1);
 
     let mut reused = request.clone();
     reused.category = category("children");
-    let error = kiosk.issue_ticket(reused).await.err().unwrap_or_else(|| panic!("reuse accepted"));
+    let error = kiosk
+        .issue_ticket(reused)
+        .await
+        .err()
+        .unwrap_or_else(|| panic!("reuse accepted"));
     assert_eq!(error.code(), Code::InvalidArgument);
-    let status = t.client(Role::Staff).await
-        .get_office_status(pb::GetOfficeStatusRequest { name: OFFICE.into() })
+    let status = t
+        .client(Role::Staff)
+        .await
+        .get_office_status(pb::GetOfficeStatusRequest {
+            name: OFFICE.into(),
+        })
         .await
         .unwrap_or_else(|e| panic!("{e}"))
         .into_inner();
@@ -313,16 +404,29 @@ async fn call_next_is_idempotent_on_request_id(backend: Backend) {
     let mut kiosk = t.client(Role::Device).await;
     let mut staff = t.client(Role::Staff).await;
     for _ in 0..2 {
-        kiosk.issue_ticket(issue("certificates", false)).await.unwrap_or_else(|e| panic!("{e}"));
+        kiosk
+            .issue_ticket(issue("certificates", false))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
     }
     let request = pb::CallNextRequest {
         counter: counter("1"),
         categories: vec![],
         request_id: uuid::Uuid::new_v4().to_string(),
     };
-    let first = staff.call_next(request.clone()).await.unwrap_or_else(|e| panic!("{e}")).into_inner().ticket;
+    let first = staff
+        .call_next(request.clone())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .into_inner()
+        .ticket;
     // The response was "lost"; the retry must not call the next resident.
-    let retry = staff.call_next(request).await.unwrap_or_else(|e| panic!("{e}")).into_inner().ticket;
+    let retry = staff
+        .call_next(request)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .into_inner()
+        .ticket;
     assert_eq!(first.map(|t| t.name), retry.map(|t| t.name));
     let waiting = staff
         .list_tickets(pb::ListTicketsRequest {
@@ -341,25 +445,43 @@ async fn watch_replays_then_follows_and_resumes_exactly(backend: Backend) {
     let t = spawn(Spawn::new(backend)).await;
     let mut kiosk = t.client(Role::Device).await;
     let mut board = t.client(Role::Display).await;
-    kiosk.issue_ticket(issue("certificates", false)).await.unwrap_or_else(|e| panic!("{e}"));
+    kiosk
+        .issue_ticket(issue("certificates", false))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     let mut stream = board
-        .watch_office(pb::WatchOfficeRequest { office: OFFICE.into(), after_sequence: 0 })
+        .watch_office(pb::WatchOfficeRequest {
+            office: OFFICE.into(),
+            after_sequence: 0,
+        })
         .await
         .unwrap_or_else(|e| panic!("{e}"))
         .into_inner();
     assert_eq!(next(&mut stream).await.sequence, 1);
     // Live: an event committed after the replay arrives without polling.
-    kiosk.issue_ticket(issue("children", false)).await.unwrap_or_else(|e| panic!("{e}"));
+    kiosk
+        .issue_ticket(issue("children", false))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     let live = next(&mut stream).await;
-    assert_eq!((live.sequence, live.ticket.map(|t| t.display_number)), (2, Some("E001".into())));
+    assert_eq!(
+        (live.sequence, live.ticket.map(|t| t.display_number)),
+        (2, Some("E001".into()))
+    );
     drop(stream);
 
     // While disconnected, three more changes happen.
     for _ in 0..3 {
-        kiosk.issue_ticket(issue("life-events", false)).await.unwrap_or_else(|e| panic!("{e}"));
+        kiosk
+            .issue_ticket(issue("life-events", false))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
     }
     let mut resumed = board
-        .watch_office(pb::WatchOfficeRequest { office: OFFICE.into(), after_sequence: 2 })
+        .watch_office(pb::WatchOfficeRequest {
+            office: OFFICE.into(),
+            after_sequence: 2,
+        })
         .await
         .unwrap_or_else(|e| panic!("{e}"))
         .into_inner();
@@ -368,11 +490,21 @@ async fn watch_replays_then_follows_and_resumes_exactly(backend: Backend) {
         seen.push(next(&mut resumed).await.sequence);
     }
     assert_eq!(seen, [3, 4, 5]);
-    kiosk.issue_ticket(issue("life-events", false)).await.unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(next(&mut resumed).await.sequence, 6, "no duplicates, no gaps");
+    kiosk
+        .issue_ticket(issue("life-events", false))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        next(&mut resumed).await.sequence,
+        6,
+        "no duplicates, no gaps"
+    );
 
     let ahead = board
-        .watch_office(pb::WatchOfficeRequest { office: OFFICE.into(), after_sequence: 99 })
+        .watch_office(pb::WatchOfficeRequest {
+            office: OFFICE.into(),
+            after_sequence: 99,
+        })
         .await
         .err()
         .unwrap_or_else(|| panic!("a sequence ahead of the log was accepted"));
@@ -415,21 +547,50 @@ async fn numbers_restart_each_day_and_wrap_past_tickets_in_use(backend: Backend)
     let mut staff = t.client(Role::Staff).await;
     let mut numbers = Vec::new();
     for _ in 0..3 {
-        numbers.push(kiosk.issue_ticket(issue("certificates", false)).await.unwrap_or_else(|e| panic!("{e}")).into_inner().number);
+        numbers.push(
+            kiosk
+                .issue_ticket(issue("certificates", false))
+                .await
+                .unwrap_or_else(|e| panic!("{e}"))
+                .into_inner()
+                .number,
+        );
     }
     assert_eq!(numbers, [1, 2, 3]);
     // All three wait: the range is exhausted, nothing is numbered twice.
-    let full = kiosk.issue_ticket(issue("certificates", false)).await.err().unwrap_or_else(|| panic!("fourth ticket with three numbers"));
+    let full = kiosk
+        .issue_ticket(issue("certificates", false))
+        .await
+        .err()
+        .unwrap_or_else(|| panic!("fourth ticket with three numbers"));
     assert_eq!(full.code(), Code::ResourceExhausted);
     // A002 is served and leaves; the wrap skips 1 (still waiting) to reach 2.
-    let first = call(&mut staff, "1").await.unwrap_or_else(|| panic!("A001 waits"));
+    let first = call(&mut staff, "1")
+        .await
+        .unwrap_or_else(|| panic!("A001 waits"));
     assert_eq!(first.number, 1);
-    let _ = staff.transfer(pb::TransferRequest { name: first.name.clone(), category: category("life-events"), etag: String::new() }).await.unwrap_or_else(|e| panic!("{e}"));
-    let second = call(&mut staff, "1").await.unwrap_or_else(|| panic!("A002 waits"));
+    let _ = staff
+        .transfer(pb::TransferRequest {
+            name: first.name.clone(),
+            category: category("life-events"),
+            etag: String::new(),
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let second = call(&mut staff, "1")
+        .await
+        .unwrap_or_else(|| panic!("A002 waits"));
     assert_eq!(second.number, 2);
     finish(&mut staff, &second.name).await;
-    let wrapped = kiosk.issue_ticket(issue("certificates", false)).await.unwrap_or_else(|e| panic!("{e}")).into_inner();
-    assert_eq!(wrapped.display_number, "A002", "1 is in use (transferred), 2 is free");
+    let wrapped = kiosk
+        .issue_ticket(issue("certificates", false))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .into_inner();
+    assert_eq!(
+        wrapped.display_number, "A002",
+        "1 is in use (transferred), 2 is free"
+    );
 
     // Midnight in Tokyo (15:00 UTC) starts a new business day at 1, except
     // that numbers still on the floor are skipped.
@@ -438,17 +599,29 @@ async fn numbers_restart_each_day_and_wrap_past_tickets_in_use(backend: Backend)
             .map(|d| d.to_utc())
             .unwrap_or_else(|e| panic!("{e}")),
     );
-    let next_day = kiosk.issue_ticket(issue("children", false)).await.unwrap_or_else(|e| panic!("{e}")).into_inner();
+    let next_day = kiosk
+        .issue_ticket(issue("children", false))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .into_inner();
     assert_eq!(next_day.display_number, "E001");
     assert_eq!(next_day.business_day.map(|d| d.day), Some(2));
     // Yesterday's A001 (transferred, waiting), A002 and A003 are still on
     // the floor: a new day does not hand their numbers out again.
-    let full = kiosk.issue_ticket(issue("certificates", false)).await.err().unwrap_or_else(|| panic!("duplicate number"));
+    let full = kiosk
+        .issue_ticket(issue("certificates", false))
+        .await
+        .err()
+        .unwrap_or_else(|| panic!("duplicate number"));
     assert_eq!(full.code(), Code::ResourceExhausted);
     let a003 = staff
         .list_tickets(pb::ListTicketsRequest {
             parent: OFFICE.into(),
-            business_day: Some(madoguchi_proto::types::v1::Date { year: 2026, month: 4, day: 1 }),
+            business_day: Some(madoguchi_proto::types::v1::Date {
+                year: 2026,
+                month: 4,
+                day: 1,
+            }),
             ..Default::default()
         })
         .await
@@ -458,10 +631,26 @@ async fn numbers_restart_each_day_and_wrap_past_tickets_in_use(backend: Backend)
         .into_iter()
         .find(|t| t.display_number == "A003")
         .unwrap_or_else(|| panic!("A003 listed"));
-    staff.cancel_ticket(pb::CancelTicketRequest { name: a003.name, etag: String::new() }).await.unwrap_or_else(|e| panic!("{e}"));
-    let cert = kiosk.issue_ticket(issue("certificates", false)).await.unwrap_or_else(|e| panic!("{e}")).into_inner();
+    staff
+        .cancel_ticket(pb::CancelTicketRequest {
+            name: a003.name,
+            etag: String::new(),
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let cert = kiosk
+        .issue_ticket(issue("certificates", false))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .into_inner();
     assert_eq!(cert.display_number, "A003", "1 and 2 are still in use");
-    let status = staff.get_office_status(pb::GetOfficeStatusRequest { name: OFFICE.into() }).await.unwrap_or_else(|e| panic!("{e}")).into_inner();
+    let status = staff
+        .get_office_status(pb::GetOfficeStatusRequest {
+            name: OFFICE.into(),
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .into_inner();
     assert_eq!(status.business_day.map(|d| d.day), Some(2));
     assert_eq!(status.categories[0].issued_today, 1);
 }
@@ -470,36 +659,83 @@ async fn daily_quota_is_enforced(backend: Backend) {
     let t = spawn(Spawn::new(backend).site(small_site(999, 2))).await;
     let mut kiosk = t.client(Role::Device).await;
     for _ in 0..2 {
-        kiosk.issue_ticket(issue("certificates", false)).await.unwrap_or_else(|e| panic!("{e}"));
+        kiosk
+            .issue_ticket(issue("certificates", false))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
     }
-    let error = kiosk.issue_ticket(issue("certificates", false)).await.err().unwrap_or_else(|| panic!("quota ignored"));
+    let error = kiosk
+        .issue_ticket(issue("certificates", false))
+        .await
+        .err()
+        .unwrap_or_else(|| panic!("quota ignored"));
     assert_eq!(error.code(), Code::ResourceExhausted);
     use tonic_types::StatusExt;
-    assert_eq!(error.get_details_error_info().map(|i| i.reason), Some("DAILY_QUOTA_REACHED".to_owned()));
+    assert_eq!(
+        error.get_details_error_info().map(|i| i.reason),
+        Some("DAILY_QUOTA_REACHED".to_owned())
+    );
     // Other categories are unaffected; the next day the quota is fresh.
-    kiosk.issue_ticket(issue("children", false)).await.unwrap_or_else(|e| panic!("{e}"));
+    kiosk
+        .issue_ticket(issue("children", false))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     t.clock.advance(TimeDelta::days(1));
-    kiosk.issue_ticket(issue("certificates", false)).await.unwrap_or_else(|e| panic!("{e}"));
+    kiosk
+        .issue_ticket(issue("certificates", false))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
 }
 
 async fn recall_limit_turns_into_no_show(backend: Backend) {
     let t = spawn(Spawn::new(backend)).await;
     let mut kiosk = t.client(Role::Device).await;
     let mut staff = t.client(Role::Staff).await;
-    let ticket = kiosk.issue_ticket(issue("certificates", false)).await.unwrap_or_else(|e| panic!("{e}")).into_inner();
+    let ticket = kiosk
+        .issue_ticket(issue("certificates", false))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .into_inner();
     call(&mut staff, "1").await;
     for expected in 1..=3 {
-        let recalled = staff.recall(pb::RecallRequest { name: ticket.name.clone(), etag: String::new() }).await.unwrap_or_else(|e| panic!("{e}")).into_inner();
-        assert_eq!((state(&recalled), recalled.recall_count), (pb::TicketState::Called, expected));
+        let recalled = staff
+            .recall(pb::RecallRequest {
+                name: ticket.name.clone(),
+                etag: String::new(),
+            })
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .into_inner();
+        assert_eq!(
+            (state(&recalled), recalled.recall_count),
+            (pb::TicketState::Called, expected)
+        );
     }
-    let gone = staff.recall(pb::RecallRequest { name: ticket.name.clone(), etag: String::new() }).await.unwrap_or_else(|e| panic!("{e}")).into_inner();
+    let gone = staff
+        .recall(pb::RecallRequest {
+            name: ticket.name.clone(),
+            etag: String::new(),
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .into_inner();
     assert_eq!(state(&gone), pb::TicketState::NoShow);
     assert!(gone.current_counter.is_empty());
     // A closed ticket cannot be called or served again.
-    let error = staff.start_service(pb::StartServiceRequest { name: ticket.name.clone(), etag: String::new() }).await.err().unwrap_or_else(|| panic!("served a no-show"));
+    let error = staff
+        .start_service(pb::StartServiceRequest {
+            name: ticket.name.clone(),
+            etag: String::new(),
+        })
+        .await
+        .err()
+        .unwrap_or_else(|| panic!("served a no-show"));
     assert_eq!(error.code(), Code::FailedPrecondition);
     // The counter is free again.
-    kiosk.issue_ticket(issue("certificates", false)).await.unwrap_or_else(|e| panic!("{e}"));
+    kiosk
+        .issue_ticket(issue("certificates", false))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     assert!(call(&mut staff, "1").await.is_some());
 }
 
@@ -507,16 +743,28 @@ async fn stale_etag_is_aborted(backend: Backend) {
     let t = spawn(Spawn::new(backend)).await;
     let mut kiosk = t.client(Role::Device).await;
     let mut staff = t.client(Role::Staff).await;
-    let issued = kiosk.issue_ticket(issue("certificates", false)).await.unwrap_or_else(|e| panic!("{e}")).into_inner();
-    let called = call(&mut staff, "1").await.unwrap_or_else(|| panic!("waiting"));
+    let issued = kiosk
+        .issue_ticket(issue("certificates", false))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .into_inner();
+    let called = call(&mut staff, "1")
+        .await
+        .unwrap_or_else(|| panic!("waiting"));
     let error = staff
-        .cancel_ticket(pb::CancelTicketRequest { name: issued.name.clone(), etag: issued.etag.clone() })
+        .cancel_ticket(pb::CancelTicketRequest {
+            name: issued.name.clone(),
+            etag: issued.etag.clone(),
+        })
         .await
         .err()
         .unwrap_or_else(|| panic!("stale etag accepted"));
     assert_eq!(error.code(), Code::Aborted);
     let cancelled = staff
-        .cancel_ticket(pb::CancelTicketRequest { name: issued.name.clone(), etag: called.etag.clone() })
+        .cancel_ticket(pb::CancelTicketRequest {
+            name: issued.name.clone(),
+            etag: called.etag.clone(),
+        })
         .await
         .unwrap_or_else(|e| panic!("{e}"))
         .into_inner();
@@ -529,18 +777,44 @@ async fn wait_estimate_learns_from_service_times(backend: Backend) {
     let mut staff = t.client(Role::Staff).await;
     // Four services of 10 minutes each at counter 1.
     for _ in 0..4 {
-        kiosk.issue_ticket(issue("certificates", false)).await.unwrap_or_else(|e| panic!("{e}"));
-        let ticket = call(&mut staff, "1").await.unwrap_or_else(|| panic!("waiting"));
-        staff.start_service(pb::StartServiceRequest { name: ticket.name.clone(), etag: String::new() }).await.unwrap_or_else(|e| panic!("{e}"));
+        kiosk
+            .issue_ticket(issue("certificates", false))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let ticket = call(&mut staff, "1")
+            .await
+            .unwrap_or_else(|| panic!("waiting"));
+        staff
+            .start_service(pb::StartServiceRequest {
+                name: ticket.name.clone(),
+                etag: String::new(),
+            })
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
         t.clock.advance(TimeDelta::minutes(10));
         finish(&mut staff, &ticket.name).await;
     }
     for _ in 0..3 {
-        kiosk.issue_ticket(issue("certificates", false)).await.unwrap_or_else(|e| panic!("{e}"));
+        kiosk
+            .issue_ticket(issue("certificates", false))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
     }
-    let fourth = kiosk.issue_ticket(issue("certificates", false)).await.unwrap_or_else(|e| panic!("{e}")).into_inner();
+    let fourth = kiosk
+        .issue_ticket(issue("certificates", false))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .into_inner();
     let estimate = fourth.wait_estimate.unwrap_or_default();
     assert_eq!(fourth.people_ahead, 3);
     // 3 ahead × 10 min ÷ 1 open counter, measured (not the 5-min default).
-    assert_eq!((estimate.min_minutes, estimate.max_minutes, estimate.sample_size, estimate.open_counters), (30, 30, 4, 1));
+    assert_eq!(
+        (
+            estimate.min_minutes,
+            estimate.max_minutes,
+            estimate.sample_size,
+            estimate.open_counters
+        ),
+        (30, 30, 4, 1)
+    );
 }

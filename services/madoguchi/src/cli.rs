@@ -19,7 +19,11 @@ use tonic::transport::Channel;
 #[derive(Debug, Clone, clap::Args)]
 pub struct ClientArgs {
     /// Server address.
-    #[arg(long, env = "MADOGUCHI_SERVER", default_value = "http://127.0.0.1:50051")]
+    #[arg(
+        long,
+        env = "MADOGUCHI_SERVER",
+        default_value = "http://127.0.0.1:50051"
+    )]
     pub server: String,
     /// Bearer token; defaults to the staff token in the data directory.
     #[arg(long, env = "MADOGUCHI_TOKEN", hide_env_values = true)]
@@ -28,7 +32,11 @@ pub struct ClientArgs {
     #[arg(long, env = "MADOGUCHI_DATA_DIR", default_value = ".data")]
     pub data_dir: PathBuf,
     /// Office resource name.
-    #[arg(long, env = "MADOGUCHI_OFFICE", default_value = "municipalities/032034/offices/main")]
+    #[arg(
+        long,
+        env = "MADOGUCHI_OFFICE",
+        default_value = "municipalities/032034/offices/main"
+    )]
     pub office: String,
 }
 
@@ -116,8 +124,13 @@ impl std::fmt::Debug for Auth {
 }
 
 impl tonic::service::Interceptor for Auth {
-    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
-        request.metadata_mut().insert("authorization", self.0.clone());
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
+        request
+            .metadata_mut()
+            .insert("authorization", self.0.clone());
         Ok(request)
     }
 }
@@ -141,7 +154,10 @@ async fn connect(args: &ClientArgs) -> anyhow::Result<Client> {
         .connect()
         .await
         .with_context(|| format!("connecting to {}", args.server))?;
-    Ok(QueueServiceClient::with_interceptor(channel, Auth::bearer(&token)?))
+    Ok(QueueServiceClient::with_interceptor(
+        channel,
+        Auth::bearer(&token)?,
+    ))
 }
 
 fn child(args: &ClientArgs, collection: &str, id: &str) -> String {
@@ -154,7 +170,11 @@ fn child(args: &ClientArgs, collection: &str, id: &str) -> String {
 
 /// Resolves a ticket given as resource name, id or printed number; a
 /// printed number means the active ticket of today with that number.
-async fn resolve_ticket(client: &mut Client, args: &ClientArgs, ticket: &str) -> anyhow::Result<String> {
+async fn resolve_ticket(
+    client: &mut Client,
+    args: &ClientArgs,
+    ticket: &str,
+) -> anyhow::Result<String> {
     if ticket.starts_with("municipalities/") {
         return Ok(ticket.to_owned());
     }
@@ -212,7 +232,10 @@ pub async fn run(args: ClientArgs, command: QueueCommand) -> anyhow::Result<()> 
             let response = client
                 .call_next(pb::CallNextRequest {
                     counter: child(&args, "counters", &counter),
-                    categories: category.iter().map(|c| child(&args, "categories", c)).collect(),
+                    categories: category
+                        .iter()
+                        .map(|c| child(&args, "categories", c))
+                        .collect(),
                     request_id: request_id(),
                 })
                 .await?
@@ -224,27 +247,41 @@ pub async fn run(args: ClientArgs, command: QueueCommand) -> anyhow::Result<()> 
         }
         QueueCommand::Recall { ticket } => {
             let name = resolve_ticket(&mut client, &args, &ticket).await?;
-            let t = client.recall(pb::RecallRequest { name, etag: String::new() }).await?;
+            let t = client
+                .recall(pb::RecallRequest {
+                    name,
+                    etag: String::new(),
+                })
+                .await?;
             print_ticket(t.get_ref());
         }
         QueueCommand::Start { ticket } => {
             let name = resolve_ticket(&mut client, &args, &ticket).await?;
             let t = client
-                .start_service(pb::StartServiceRequest { name, etag: String::new() })
+                .start_service(pb::StartServiceRequest {
+                    name,
+                    etag: String::new(),
+                })
                 .await?;
             print_ticket(t.get_ref());
         }
         QueueCommand::Finish { ticket } => {
             let name = resolve_ticket(&mut client, &args, &ticket).await?;
             let t = client
-                .finish_service(pb::FinishServiceRequest { name, etag: String::new() })
+                .finish_service(pb::FinishServiceRequest {
+                    name,
+                    etag: String::new(),
+                })
                 .await?;
             print_ticket(t.get_ref());
         }
         QueueCommand::NoShow { ticket } => {
             let name = resolve_ticket(&mut client, &args, &ticket).await?;
             let t = client
-                .mark_no_show(pb::MarkNoShowRequest { name, etag: String::new() })
+                .mark_no_show(pb::MarkNoShowRequest {
+                    name,
+                    etag: String::new(),
+                })
                 .await?;
             print_ticket(t.get_ref());
         }
@@ -262,7 +299,10 @@ pub async fn run(args: ClientArgs, command: QueueCommand) -> anyhow::Result<()> 
         QueueCommand::Cancel { ticket } => {
             let name = resolve_ticket(&mut client, &args, &ticket).await?;
             let t = client
-                .cancel_ticket(pb::CancelTicketRequest { name, etag: String::new() })
+                .cancel_ticket(pb::CancelTicketRequest {
+                    name,
+                    etag: String::new(),
+                })
                 .await?;
             print_ticket(t.get_ref());
         }
@@ -303,11 +343,20 @@ pub async fn run(args: ClientArgs, command: QueueCommand) -> anyhow::Result<()> 
         }
         QueueCommand::Status => {
             let status = client
-                .get_office_status(pb::GetOfficeStatusRequest { name: args.office.clone() })
+                .get_office_status(pb::GetOfficeStatusRequest {
+                    name: args.office.clone(),
+                })
                 .await?
                 .into_inner();
             println!("{} — {}", status.display_name, status.name);
-            let mut categories = table(&["", "category", "waiting", "issued today", "wait (min)", "counters"]);
+            let mut categories = table(&[
+                "",
+                "category",
+                "waiting",
+                "issued today",
+                "wait (min)",
+                "counters",
+            ]);
             for c in &status.categories {
                 let estimate = c
                     .wait_estimate
@@ -335,7 +384,11 @@ pub async fn run(args: ClientArgs, command: QueueCommand) -> anyhow::Result<()> 
                 counters.add_row(vec![
                     k.display_number.clone(),
                     format!("{}F", k.floor),
-                    k.categories.iter().map(|c| last_segment(c)).collect::<Vec<_>>().join(", "),
+                    k.categories
+                        .iter()
+                        .map(|c| last_segment(c))
+                        .collect::<Vec<_>>()
+                        .join(", "),
                     number,
                     state,
                 ]);
@@ -344,7 +397,10 @@ pub async fn run(args: ClientArgs, command: QueueCommand) -> anyhow::Result<()> 
         }
         QueueCommand::Watch { after } => {
             let mut stream = client
-                .watch_office(pb::WatchOfficeRequest { office: args.office.clone(), after_sequence: after })
+                .watch_office(pb::WatchOfficeRequest {
+                    office: args.office.clone(),
+                    after_sequence: after,
+                })
                 .await?
                 .into_inner();
             while let Some(message) = stream.message().await? {
@@ -366,7 +422,9 @@ pub async fn run(args: ClientArgs, command: QueueCommand) -> anyhow::Result<()> 
 
 fn table(header: &[&str]) -> Table {
     let mut table = Table::new();
-    table.load_preset(UTF8_FULL_CONDENSED).set_header(header.to_vec());
+    table
+        .load_preset(UTF8_FULL_CONDENSED)
+        .set_header(header.to_vec());
     table
 }
 
@@ -411,7 +469,15 @@ fn event_name(event_type: i32) -> &'static str {
 }
 
 fn print_ticket(t: &pb::Ticket) {
-    let mut table = table(&["番号", "state", "category", "counter", "ahead", "wait (min)", "issued"]);
+    let mut table = table(&[
+        "番号",
+        "state",
+        "category",
+        "counter",
+        "ahead",
+        "wait (min)",
+        "issued",
+    ]);
     let wait = t
         .wait_estimate
         .as_ref()
@@ -434,7 +500,15 @@ fn print_ticket(t: &pb::Ticket) {
 }
 
 fn print_legs(t: &pb::Ticket) {
-    let mut table = table(&["leg", "category", "counter", "queued", "called", "wait (s)", "service (s)"]);
+    let mut table = table(&[
+        "leg",
+        "category",
+        "counter",
+        "queued",
+        "called",
+        "wait (s)",
+        "service (s)",
+    ]);
     for (i, leg) in t.legs.iter().enumerate() {
         table.add_row(vec![
             (i + 1).to_string(),
@@ -442,8 +516,14 @@ fn print_legs(t: &pb::Ticket) {
             last_segment(&leg.counter).to_owned(),
             time_of(leg.enqueue_time.as_ref()),
             time_of(leg.call_time.as_ref()),
-            leg.wait_duration.as_ref().map(|d| d.seconds.to_string()).unwrap_or_default(),
-            leg.service_duration.as_ref().map(|d| d.seconds.to_string()).unwrap_or_default(),
+            leg.wait_duration
+                .as_ref()
+                .map(|d| d.seconds.to_string())
+                .unwrap_or_default(),
+            leg.service_duration
+                .as_ref()
+                .map(|d| d.seconds.to_string())
+                .unwrap_or_default(),
         ]);
     }
     println!("{table}");

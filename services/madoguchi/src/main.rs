@@ -12,7 +12,11 @@ use madoguchi_platform::config::{ProcessEnvironment, ServerConfig};
 use secrecy::SecretString;
 
 #[derive(Debug, Parser)]
-#[command(name = "madoguchi", version, about = "Madoguchi — the city hall counter floor")]
+#[command(
+    name = "madoguchi",
+    version,
+    about = "Madoguchi — the city hall counter floor"
+)]
 struct Args {
     #[command(subcommand)]
     command: Command,
@@ -53,7 +57,10 @@ enum Command {
 fn main() -> ExitCode {
     madoguchi_platform::telemetry::init();
     let args = Args::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("error: cannot start the runtime: {error}");
@@ -84,7 +91,8 @@ fn main() -> ExitCode {
                     config.site = site;
                 }
                 let listener = tokio::net::TcpListener::bind(config.listen).await?;
-                let running = server::start(&config, service, Arc::new(SystemClock), listener).await?;
+                let running =
+                    server::start(&config, service, Arc::new(SystemClock), listener).await?;
                 // Tests and scripts read the bound port from this line.
                 println!("listening on {}", running.addr);
                 running

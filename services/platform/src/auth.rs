@@ -140,7 +140,9 @@ impl TokenRegistry {
             .to_str()
             .ok()
             .and_then(|v| v.strip_prefix("Bearer "))
-            .ok_or(ServiceError::Unauthenticated("malformed authorization header"))?;
+            .ok_or(ServiceError::Unauthenticated(
+                "malformed authorization header",
+            ))?;
         self.tokens
             .get(token.trim())
             .cloned()

@@ -190,7 +190,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn variables_override_the_file_and_secrets_stay_hidden() -> Result<(), Box<dyn std::error::Error>> {
+    fn variables_override_the_file_and_secrets_stay_hidden()
+    -> Result<(), Box<dyn std::error::Error>> {
         let dir = tempfile::tempdir()?;
         let path = dir.path().join("madoguchi.toml");
         std::fs::write(

@@ -261,7 +261,11 @@ impl From<ServiceError> for Status {
                 message,
                 subject,
             } => {
-                details.add_precondition_failure_violation(*reason, subject.clone(), message.clone());
+                details.add_precondition_failure_violation(
+                    *reason,
+                    subject.clone(),
+                    message.clone(),
+                );
                 metadata.insert("resource".to_owned(), subject.clone());
             }
             ServiceError::ResourceExhausted {
@@ -288,9 +292,10 @@ mod tests {
         let mut violations = Violations::new();
         violations.add("parent", "must name an office");
         violations.add("request_id", "must be a UUID");
-        let status = Status::from(violations.finish().err().unwrap_or_else(|| {
-            ServiceError::Internal("violations should not be empty".into())
-        }));
+        let status =
+            Status::from(violations.finish().err().unwrap_or_else(|| {
+                ServiceError::Internal("violations should not be empty".into())
+            }));
         assert_eq!(status.code(), Code::InvalidArgument);
         let details = status.get_error_details();
         let fields: Vec<_> = details

@@ -120,7 +120,12 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), tonic::transport::Error> {
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
-    set_health(&health_reporter, &services.health_names, ServingStatus::Serving).await;
+    set_health(
+        &health_reporter,
+        &services.health_names,
+        ServingStatus::Serving,
+    )
+    .await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(madoguchi_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -154,7 +159,12 @@ pub async fn serve(
         () = shutdown => {}
     }
     tracing::info!(grace = ?options.shutdown_grace, "draining");
-    set_health(&health_reporter, &services.health_names, ServingStatus::NotServing).await;
+    set_health(
+        &health_reporter,
+        &services.health_names,
+        ServingStatus::NotServing,
+    )
+    .await;
     drain.drain();
     let _ = stop_accepting.send(());
     match tokio::time::timeout(options.shutdown_grace, server).await {

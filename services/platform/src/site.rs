@@ -208,7 +208,10 @@ impl Site {
                 }
                 for category in &counter.categories {
                     if !category_ids.contains(category.as_str()) {
-                        v.add(format!("{at}.categories"), format!("unknown category {category}"));
+                        v.add(
+                            format!("{at}.categories"),
+                            format!("unknown category {category}"),
+                        );
                     }
                 }
             }
@@ -232,7 +235,12 @@ mod tests {
             .iter()
             .map(|c| c.name_ja.as_str())
             .collect();
-        for expected in ["証明書", "保険・年金", "高齢・介護・障がい", "子ども・子育て"] {
+        for expected in [
+            "証明書",
+            "保険・年金",
+            "高齢・介護・障がい",
+            "子ども・子育て",
+        ] {
             assert!(names.contains(&expected), "{names:?}");
         }
         Ok(())

@@ -45,7 +45,9 @@ pub async fn connect(url: &SecretString) -> Result<DatabaseConnection, DbErr> {
 }
 
 fn sqlite_parent_dir(url: &str) -> Option<&std::path::Path> {
-    let path = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
     let path = path.split('?').next()?;
     if path.is_empty() || path == ":memory:" {
         return None;

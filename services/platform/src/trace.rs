@@ -83,7 +83,9 @@ where
             async move {
                 let result = future.await;
                 match &result {
-                    Ok(_) => tracing::debug!(elapsed_us = started.elapsed().as_micros() as u64, "done"),
+                    Ok(_) => {
+                        tracing::debug!(elapsed_us = started.elapsed().as_micros() as u64, "done")
+                    }
                     Err(error) => tracing::warn!(%error, "transport error"),
                 }
                 result.map(|mut response| {

@@ -29,7 +29,8 @@ impl OfficeName {
     }
 
     fn from_parts(code: &str, office: &str) -> Result<Self, String> {
-        let municipality = MunicipalityCode::parse(code).map_err(|e| format!("municipality code: {e}"))?;
+        let municipality =
+            MunicipalityCode::parse(code).map_err(|e| format!("municipality code: {e}"))?;
         if !is_resource_id(office) {
             return Err("office id must be 1-63 lowercase letters, digits or hyphens".into());
         }
@@ -47,7 +48,11 @@ impl OfficeName {
 
 impl fmt::Display for OfficeName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "municipalities/{}/offices/{}", self.municipality, self.office)
+        write!(
+            f,
+            "municipalities/{}/offices/{}",
+            self.municipality, self.office
+        )
     }
 }
 
@@ -118,7 +123,8 @@ pub const LEG_ENDED: i16 = 0;
 
 impl VisitState {
     /// States whose ticket number is still in use on the floor.
-    pub const ACTIVE: [VisitState; 3] = [VisitState::Waiting, VisitState::Called, VisitState::Serving];
+    pub const ACTIVE: [VisitState; 3] =
+        [VisitState::Waiting, VisitState::Called, VisitState::Serving];
 
     /// From the stored integer.
     pub fn from_i16(value: i16) -> Option<Self> {
@@ -313,7 +319,9 @@ mod tests {
         let counter = OfficeChild::parse(name, "counters");
         assert_eq!(counter.as_ref().map(|c| c.id.as_str()), Ok("3"));
         assert_eq!(counter.map(|c| c.to_string()).as_deref(), Ok(name));
-        assert!(OfficeChild::parse("municipalities/032034/offices/main/tickets/3", "tickets").is_err());
+        assert!(
+            OfficeChild::parse("municipalities/032034/offices/main/tickets/3", "tickets").is_err()
+        );
     }
 
     #[test]

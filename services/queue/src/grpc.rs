@@ -22,7 +22,13 @@ use crate::domain::{OfficeChild, OfficeName, TicketAction, VisitState};
 use crate::storage::{QueueStore, TicketQuery};
 
 /// Roles that may read queues and follow events.
-const READERS: &[Role] = &[Role::Admin, Role::Staff, Role::Device, Role::Display, Role::Integrator];
+const READERS: &[Role] = &[
+    Role::Admin,
+    Role::Staff,
+    Role::Device,
+    Role::Display,
+    Role::Integrator,
+];
 /// Roles that may issue tickets (kiosks, staff, reservation systems).
 const ISSUERS: &[Role] = &[Role::Admin, Role::Staff, Role::Device, Role::Integrator];
 /// Roles that may call and serve tickets.
@@ -63,7 +69,10 @@ fn parse_request_id(v: &mut Violations, field: &str, value: &str) -> Option<Uuid
     match Uuid::parse_str(value) {
         Ok(id) if !id.is_nil() => Some(id),
         _ => {
-            v.add(field, "must be a UUID, e.g. 0b9d7c8e-8f0e-4b1a-9d6e-2f1c3b4a5d6e");
+            v.add(
+                field,
+                "must be a UUID, e.g. 0b9d7c8e-8f0e-4b1a-9d6e-2f1c3b4a5d6e",
+            );
             None
         }
     }
@@ -81,7 +90,12 @@ fn parse_etag(v: &mut Violations, value: &str) -> Option<String> {
 }
 
 /// Checks that `child` (when parsed) belongs to `office`.
-fn same_office(v: &mut Violations, field: &str, office: Option<&OfficeName>, child: Option<&OfficeChild>) {
+fn same_office(
+    v: &mut Violations,
+    field: &str,
+    office: Option<&OfficeName>,
+    child: Option<&OfficeChild>,
+) {
     if let (Some(office), Some(child)) = (office, child)
         && &child.office != office
     {
@@ -108,7 +122,12 @@ impl QueueGrpc {
         let target = match target {
             Some(target) => {
                 let parsed = v.check("category", OfficeChild::parse(target, "categories"));
-                same_office(&mut v, "category", ticket.as_ref().map(|t| &t.office), parsed.as_ref());
+                same_office(
+                    &mut v,
+                    "category",
+                    ticket.as_ref().map(|t| &t.office),
+                    parsed.as_ref(),
+                );
                 parsed
             }
             None => None,
@@ -260,7 +279,12 @@ impl QueueService for QueueGrpc {
         for (i, category) in req.categories.iter().enumerate() {
             let field = format!("categories[{i}]");
             if let Some(parsed) = v.check(&field, OfficeChild::parse(category, "categories")) {
-                same_office(&mut v, &field, counter.as_ref().map(|c| &c.office), Some(&parsed));
+                same_office(
+                    &mut v,
+                    &field,
+                    counter.as_ref().map(|c| &c.office),
+                    Some(&parsed),
+                );
                 categories.push(parsed);
             }
         }
@@ -273,17 +297,25 @@ impl QueueService for QueueGrpc {
             return Err(ServiceError::invalid("counter", "missing").into());
         };
         principal.check_tenant(&counter.office.municipality)?;
-        let ticket = self.store.call_next(&counter, &categories, request_id).await?;
+        let ticket = self
+            .store
+            .call_next(&counter, &categories, request_id)
+            .await?;
         if let Some(ticket) = &ticket {
             tracing::info!(ticket = %ticket.display_number, counter = %counter.id, "ticket called");
         }
         Ok(Response::new(pb::CallNextResponse { ticket }))
     }
 
-    async fn recall(&self, request: Request<pb::RecallRequest>) -> Result<Response<pb::Ticket>, Status> {
+    async fn recall(
+        &self,
+        request: Request<pb::RecallRequest>,
+    ) -> Result<Response<pb::Ticket>, Status> {
         let principal = authorize(&request, COUNTER_STAFF)?;
         let req = request.into_inner();
-        let ticket = self.act(principal, &req.name, &req.etag, TicketAction::Recall, None).await?;
+        let ticket = self
+            .act(principal, &req.name, &req.etag, TicketAction::Recall, None)
+            .await?;
         Ok(Response::new(ticket))
     }
 
@@ -293,7 +325,9 @@ impl QueueService for QueueGrpc {
     ) -> Result<Response<pb::Ticket>, Status> {
         let principal = authorize(&request, COUNTER_STAFF)?;
         let req = request.into_inner();
-        let ticket = self.act(principal, &req.name, &req.etag, TicketAction::NoShow, None).await?;
+        let ticket = self
+            .act(principal, &req.name, &req.etag, TicketAction::NoShow, None)
+            .await?;
         Ok(Response::new(ticket))
     }
 
@@ -303,7 +337,9 @@ impl QueueService for QueueGrpc {
     ) -> Result<Response<pb::Ticket>, Status> {
         let principal = authorize(&request, COUNTER_STAFF)?;
         let req = request.into_inner();
-        let ticket = self.act(principal, &req.name, &req.etag, TicketAction::Start, None).await?;
+        let ticket = self
+            .act(principal, &req.name, &req.etag, TicketAction::Start, None)
+            .await?;
         Ok(Response::new(ticket))
     }
 
@@ -313,15 +349,26 @@ impl QueueService for QueueGrpc {
     ) -> Result<Response<pb::Ticket>, Status> {
         let principal = authorize(&request, COUNTER_STAFF)?;
         let req = request.into_inner();
-        let ticket = self.act(principal, &req.name, &req.etag, TicketAction::Finish, None).await?;
+        let ticket = self
+            .act(principal, &req.name, &req.etag, TicketAction::Finish, None)
+            .await?;
         Ok(Response::new(ticket))
     }
 
-    async fn transfer(&self, request: Request<pb::TransferRequest>) -> Result<Response<pb::Ticket>, Status> {
+    async fn transfer(
+        &self,
+        request: Request<pb::TransferRequest>,
+    ) -> Result<Response<pb::Ticket>, Status> {
         let principal = authorize(&request, COUNTER_STAFF)?;
         let req = request.into_inner();
         let ticket = self
-            .act(principal, &req.name, &req.etag, TicketAction::Transfer, Some(&req.category))
+            .act(
+                principal,
+                &req.name,
+                &req.etag,
+                TicketAction::Transfer,
+                Some(&req.category),
+            )
             .await?;
         Ok(Response::new(ticket))
     }
@@ -332,7 +379,9 @@ impl QueueService for QueueGrpc {
     ) -> Result<Response<pb::Ticket>, Status> {
         let principal = authorize(&request, COUNTER_STAFF)?;
         let req = request.into_inner();
-        let ticket = self.act(principal, &req.name, &req.etag, TicketAction::Cancel, None).await?;
+        let ticket = self
+            .act(principal, &req.name, &req.etag, TicketAction::Cancel, None)
+            .await?;
         Ok(Response::new(ticket))
     }
 

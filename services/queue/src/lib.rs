@@ -6,7 +6,7 @@
 //! - [`notify`]: live wake-ups (in-process and PostgreSQL LISTEN/NOTIFY);
 //! - [`ticket`]: stored rows to API messages;
 //! - [`grpc`]: the tonic adapter;
-//! - [`QueueApp`]: wiring.
+//! - `QueueApp`: wiring.
 
 pub mod domain;
 pub mod grpc;
@@ -58,7 +58,11 @@ impl QueueApp {
     }
 
     /// The tonic service, with a request size limit.
-    pub fn service(&self, draining: Draining, max_message_bytes: usize) -> QueueServiceServer<QueueGrpc> {
+    pub fn service(
+        &self,
+        draining: Draining,
+        max_message_bytes: usize,
+    ) -> QueueServiceServer<QueueGrpc> {
         QueueServiceServer::new(QueueGrpc::new(self.store.clone(), draining))
             .max_decoding_message_size(max_message_bytes)
     }

@@ -46,7 +46,8 @@ impl EventBus {
 
     /// Wakes every subscriber.
     pub fn wake(&self) {
-        self.tx.send_modify(|generation| *generation = generation.wrapping_add(1));
+        self.tx
+            .send_modify(|generation| *generation = generation.wrapping_add(1));
     }
 
     /// Follows PostgreSQL notifications until draining starts. The listener

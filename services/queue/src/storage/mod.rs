@@ -28,9 +28,9 @@ use madoguchi_proto::prost::Message;
 use madoguchi_proto::queue::v1 as pb;
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection,
-    DatabaseTransaction, DbBackend, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect, TransactionTrait,
+    ActiveModelTrait, ActiveValue, ActiveValue::Set, ColumnTrait, ConnectionTrait,
+    DatabaseConnection, DatabaseTransaction, DbBackend, EntityTrait, IntoActiveModel,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
 };
 use sea_orm_migration::MigratorTrait;
 use uuid::Uuid;
@@ -164,7 +164,8 @@ impl QueueStore {
                 ),
             });
         }
-        let number = free_number(&txn, &category_key, numbers.last_number, office.max_number).await?;
+        let number =
+            free_number(&txn, &category_key, numbers.last_number, office.max_number).await?;
 
         number_counter::Entity::update_many()
             .col_expr(number_counter::Column::LastNumber, Expr::value(number))
@@ -268,7 +269,9 @@ impl QueueStore {
         // boards stay truthful.
         if let Some(busy) = visit::Entity::find()
             .filter(visit::Column::CurrentCounter.eq(counter_key.clone()))
-            .filter(visit::Column::State.is_in([VisitState::Called as i16, VisitState::Serving as i16]))
+            .filter(
+                visit::Column::State.is_in([VisitState::Called as i16, VisitState::Serving as i16]),
+            )
             .one(&txn)
             .await?
         {
@@ -293,7 +296,8 @@ impl QueueStore {
                 .await?;
             if let Some(head) = head {
                 let better = best.as_ref().is_none_or(|b| {
-                    (head.priority_rank, head.arrival_sequence) < (b.priority_rank, b.arrival_sequence)
+                    (head.priority_rank, head.arrival_sequence)
+                        < (b.priority_rank, b.arrival_sequence)
                 });
                 if better {
                     best = Some(head);
@@ -321,8 +325,24 @@ impl QueueStore {
         bump_version(&mut visit, sequence);
         let visit = visit.update(&txn).await?;
         let record = load_legs(&txn, visit).await?;
-        append_event(&txn, &record, pb::EventType::TicketCalled, &counter_key, "", now).await?;
-        remember(&txn, &office_key, request_id, &fingerprint, &record.visit.id, now).await?;
+        append_event(
+            &txn,
+            &record,
+            pb::EventType::TicketCalled,
+            &counter_key,
+            "",
+            now,
+        )
+        .await?;
+        remember(
+            &txn,
+            &office_key,
+            request_id,
+            &fingerprint,
+            &record.visit.id,
+            now,
+        )
+        .await?;
         txn.commit().await?;
         self.bus.wake();
         Ok(Some(record.to_proto()))
@@ -378,13 +398,16 @@ impl QueueStore {
                 Some(key)
             }
             (TicketAction::Transfer, None) => {
-                return Err(ServiceError::invalid("category", "a target category is required"));
+                return Err(ServiceError::invalid(
+                    "category",
+                    "a target category is required",
+                ));
             }
             _ => None,
         };
 
-        let recall_exhausted = action == TicketAction::Recall
-            && visit_row.recall_count >= office.recall_limit;
+        let recall_exhausted =
+            action == TicketAction::Recall && visit_row.recall_count >= office.recall_limit;
         let mut visit = visit_row.clone().into_active_model();
         let mut leg = current.clone().into_active_model();
         let end_leg = |leg: &mut leg::ActiveModel, outcome: LegOutcome| {
@@ -478,7 +501,9 @@ impl QueueStore {
             .one(&self.db)
             .await?
             .filter(|v| v.office == office_key)
-            .ok_or_else(|| ServiceError::not_found("ticket", format!("{office_key}/tickets/{id}")))?;
+            .ok_or_else(|| {
+                ServiceError::not_found("ticket", format!("{office_key}/tickets/{id}"))
+            })?;
         let record = load_legs(&self.db, visit).await?;
         self.with_wait(record).await
     }
@@ -496,21 +521,30 @@ impl QueueStore {
             .filter(leg::Column::Category.eq(current.category.clone()))
             .filter(leg::Column::State.eq(VisitState::Waiting as i16))
             .filter(
-                leg::Column::PriorityRank.lt(current.priority_rank).or(leg::Column::PriorityRank
-                    .eq(current.priority_rank)
-                    .and(leg::Column::ArrivalSequence.lt(current.arrival_sequence))),
+                leg::Column::PriorityRank
+                    .lt(current.priority_rank)
+                    .or(leg::Column::PriorityRank
+                        .eq(current.priority_rank)
+                        .and(leg::Column::ArrivalSequence.lt(current.arrival_sequence))),
             )
             .count(&self.db)
             .await?;
         let ahead = u32::try_from(ahead).unwrap_or(u32::MAX);
         ticket.people_ahead = ahead;
-        let estimate = self.estimate(&record.visit.office, &current.category, ahead).await?;
+        let estimate = self
+            .estimate(&record.visit.office, &current.category, ahead)
+            .await?;
         ticket.wait_estimate = Some(crate::ticket::wait_estimate(estimate));
         Ok(ticket)
     }
 
     /// The wait estimate for a ticket with `ahead` tickets before it.
-    async fn estimate(&self, office_key: &str, category_key: &str, ahead: u32) -> Result<Estimate, ServiceError> {
+    async fn estimate(
+        &self,
+        office_key: &str,
+        category_key: &str,
+        ahead: u32,
+    ) -> Result<Estimate, ServiceError> {
         let now = self.now();
         let office = office::Entity::find_by_id(office_key.to_owned())
             .one(&self.db)
@@ -530,7 +564,11 @@ impl QueueStore {
             .into_tuple()
             .all(&self.db)
             .await?;
-        let open_counters = recent_counters.iter().flatten().collect::<HashSet<_>>().len();
+        let open_counters = recent_counters
+            .iter()
+            .flatten()
+            .collect::<HashSet<_>>()
+            .len();
         let recent: Vec<(Option<i64>, Option<i64>)> = leg::Entity::find()
             .select_only()
             .column(leg::Column::StartedAt)
@@ -564,10 +602,16 @@ impl QueueStore {
         self.office(office_name).await?;
         let mut select = visit::Entity::find()
             .filter(visit::Column::Office.eq(office_key))
-            .filter(visit::Column::BusinessDay.eq(query.day.unwrap_or_else(|| BusinessDay::of(self.now())).ordinal()))
+            .filter(
+                visit::Column::BusinessDay.eq(query
+                    .day
+                    .unwrap_or_else(|| BusinessDay::of(self.now()))
+                    .ordinal()),
+            )
             .filter(visit::Column::IssueSequence.gt(query.after_sequence));
         if !query.states.is_empty() {
-            select = select.filter(visit::Column::State.is_in(query.states.iter().map(|s| *s as i16)));
+            select =
+                select.filter(visit::Column::State.is_in(query.states.iter().map(|s| *s as i16)));
         }
         if let Some(category) = &query.category {
             select = select.filter(visit::Column::CurrentCategory.eq(category.clone()));
@@ -592,7 +636,8 @@ impl QueueStore {
             .await?;
         let mut tickets = Vec::with_capacity(visits.len());
         for visit in visits {
-            let (mine, rest): (Vec<_>, Vec<_>) = legs.into_iter().partition(|l| l.visit_id == visit.id);
+            let (mine, rest): (Vec<_>, Vec<_>) =
+                legs.into_iter().partition(|l| l.visit_id == visit.id);
             legs = rest;
             tickets.push(TicketRecord { visit, legs: mine }.to_proto());
         }
@@ -600,7 +645,10 @@ impl QueueStore {
     }
 
     /// A snapshot of an office for boards and the `status` command.
-    pub async fn office_status(&self, office_name: &OfficeName) -> Result<pb::OfficeStatus, ServiceError> {
+    pub async fn office_status(
+        &self,
+        office_name: &OfficeName,
+    ) -> Result<pb::OfficeStatus, ServiceError> {
         let now = self.now();
         let day = BusinessDay::of(now);
         let office = self.office(office_name).await?;
@@ -646,7 +694,10 @@ impl QueueStore {
         for counter in counters {
             let current = visit::Entity::find()
                 .filter(visit::Column::CurrentCounter.eq(counter.name.clone()))
-                .filter(visit::Column::State.is_in([VisitState::Called as i16, VisitState::Serving as i16]))
+                .filter(
+                    visit::Column::State
+                        .is_in([VisitState::Called as i16, VisitState::Serving as i16]),
+                )
                 .one(&self.db)
                 .await?;
             let current_ticket = match current {
@@ -688,8 +739,9 @@ impl QueueStore {
             .await?;
         rows.into_iter()
             .map(|row| {
-                pb::OfficeEvent::decode(row.payload.as_slice())
-                    .map_err(|e| ServiceError::Internal(format!("stored event {}: {e}", row.sequence)))
+                pb::OfficeEvent::decode(row.payload.as_slice()).map_err(|e| {
+                    ServiceError::Internal(format!("stored event {}: {e}", row.sequence))
+                })
             })
             .collect()
     }
@@ -709,7 +761,10 @@ fn bump_version(visit: &mut visit::ActiveModel, sequence: i64) {
 }
 
 /// Step 1 of every write: take the office's next sequence (and its lock).
-async fn bump_sequence(txn: &DatabaseTransaction, office_key: &str) -> Result<office::Model, ServiceError> {
+async fn bump_sequence(
+    txn: &DatabaseTransaction,
+    office_key: &str,
+) -> Result<office::Model, ServiceError> {
     office::Entity::update_many()
         .col_expr(
             office::Column::LastSequence,
@@ -788,9 +843,10 @@ async fn replay(
     let Some(request_id) = request_id else {
         return Ok(None);
     };
-    let Some(previous) = request::Entity::find_by_id((office_key.to_owned(), request_id.to_string()))
-        .one(txn)
-        .await?
+    let Some(previous) =
+        request::Entity::find_by_id((office_key.to_owned(), request_id.to_string()))
+            .one(txn)
+            .await?
     else {
         return Ok(None);
     };
@@ -825,7 +881,10 @@ async fn remember(
     Ok(())
 }
 
-async fn load_legs<C: ConnectionTrait>(db: &C, visit: visit::Model) -> Result<TicketRecord, ServiceError> {
+async fn load_legs<C: ConnectionTrait>(
+    db: &C,
+    visit: visit::Model,
+) -> Result<TicketRecord, ServiceError> {
     let legs = leg::Entity::find()
         .filter(leg::Column::VisitId.eq(visit.id.clone()))
         .order_by_asc(leg::Column::LegIndex)

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# The whole test suite, on SQLite and PostgreSQL. Starts the machine's
+# PostgreSQL first (scripts/postgres.sh); fails if it cannot.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+MADOGUCHI_TEST_POSTGRES_URL="$(scripts/postgres.sh)"
+export MADOGUCHI_TEST_POSTGRES_URL
+exec cargo test --workspace --all-targets "$@"
