@@ -15,7 +15,6 @@ use madoguchi_platform::clock::{ManualClock, SharedClock};
 use madoguchi_platform::config::{ServerConfig, TokenConfig};
 use madoguchi_platform::types::MunicipalityCode;
 use madoguchi_proto::queue::v1::queue_service_client::QueueServiceClient;
-use sea_orm::{ConnectionTrait, Database};
 use secrecy::SecretString;
 use tempfile::TempDir;
 use tonic::service::interceptor::InterceptedService;
@@ -40,36 +39,7 @@ pub enum Backend {
     Postgres,
 }
 
-/// The URL of the PostgreSQL server for tests; panics when unset.
-pub fn postgres_admin_url() -> String {
-    std::env::var("MADOGUCHI_TEST_POSTGRES_URL").unwrap_or_else(|_| {
-        panic!(
-            "MADOGUCHI_TEST_POSTGRES_URL is not set: run the suite with scripts/test.sh, \
-             which starts PostgreSQL, or point it at a role that may CREATE DATABASE"
-        )
-    })
-}
-
-/// Creates an empty PostgreSQL database and returns its URL.
-pub async fn fresh_postgres_database() -> String {
-    let admin = postgres_admin_url();
-    let name = format!("madoguchi_test_{}", uuid::Uuid::new_v4().simple());
-    let db = Database::connect(admin.as_str())
-        .await
-        .unwrap_or_else(|e| panic!("cannot connect to the test PostgreSQL: {e}"));
-    db.execute_unprepared(&format!("CREATE DATABASE {name}"))
-        .await
-        .unwrap_or_else(|e| panic!("cannot create a test database: {e}"));
-    let _ = db.close().await;
-    match admin.rfind('/') {
-        Some(slash) => {
-            let (base, rest) = admin.split_at(slash);
-            let query = rest.find('?').map(|q| &rest[q..]).unwrap_or("");
-            format!("{base}/{name}{query}")
-        }
-        None => panic!("MADOGUCHI_TEST_POSTGRES_URL has no database path"),
-    }
-}
+pub use madoguchi_platform::testing::fresh_postgres_database;
 
 /// A token for `role` in `municipality`; its text is `test-{role}-{code}`.
 pub fn token(role: Role, municipality: &str) -> TokenConfig {

@@ -17,5 +17,6 @@ pub mod server;
 pub mod site;
 pub mod storage;
 pub mod telemetry;
+pub mod testing;
 pub mod trace;
 pub mod types;
