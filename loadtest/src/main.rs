@@ -82,14 +82,20 @@ fn issue(category: &str) -> pb::IssueTicketRequest {
     }
 }
 
-/// Runs `requests` at `rate`/s, open loop; returns latencies in µs.
-async fn open_loop<F, Fut>(rate: u32, seconds: u32, request: F) -> anyhow::Result<(Histogram<u64>, u64)>
+/// Runs `requests` at `rate`/s, open loop, and returns latencies in µs
+/// measured from each request's send time, the count of errors by status,
+/// and the generator's worst lag behind its schedule (if that grows, the
+/// generator, not the server, was the bottleneck and the run is void).
+async fn open_loop<F, Fut>(rate: u32, seconds: u32, request: F) -> anyhow::Result<Run>
 where
     F: Fn(u64) -> Fut,
     Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
 {
-    let histogram = Arc::new(Mutex::new(Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?));
-    let errors = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let histogram = Arc::new(Mutex::new(Histogram::<u64>::new_with_bounds(
+        1, 60_000_000, 3,
+    )?));
+    let errors = Arc::new(Mutex::new(std::collections::BTreeMap::<String, u64>::new()));
+    let mut worst_lag = Duration::ZERO;
     let interval = Duration::from_secs_f64(1.0 / f64::from(rate));
     let total = u64::from(rate) * u64::from(seconds);
     let start = Instant::now();
@@ -97,14 +103,20 @@ where
     for i in 0..total {
         let intended = start + interval.mul_f64(i as f64);
         tokio::time::sleep_until(intended.into()).await;
+        worst_lag = worst_lag.max(intended.elapsed());
         let future = request(i);
         let histogram = histogram.clone();
         let errors = errors.clone();
         tasks.push(tokio::spawn(async move {
+            let sent = Instant::now();
             let result = future.await;
-            let micros = intended.elapsed().as_micros() as u64;
-            if result.is_err() {
-                errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let micros = sent.elapsed().as_micros() as u64;
+            if let Err(error) = result {
+                let key = match error.downcast_ref::<tonic::Status>() {
+                    Some(status) => format!("{:?}: {}", status.code(), status.message()),
+                    None => error.to_string(),
+                };
+                *errors.lock().await.entry(key).or_default() += 1;
             }
             histogram.lock().await.saturating_record(micros.max(1));
         }));
@@ -113,30 +125,53 @@ where
         task.await?;
     }
     let histogram = histogram.lock().await.clone();
-    Ok((histogram, errors.load(std::sync::atomic::Ordering::Relaxed)))
+    let errors = errors.lock().await.clone();
+    Ok(Run {
+        histogram,
+        errors,
+        worst_lag,
+    })
 }
 
-fn report(name: &str, histogram: &Histogram<u64>, errors: u64) {
+/// The outcome of one open-loop phase.
+#[derive(Debug)]
+struct Run {
+    histogram: Histogram<u64>,
+    errors: std::collections::BTreeMap<String, u64>,
+    worst_lag: Duration,
+}
+
+fn report(name: &str, run: &Run) {
+    let histogram = &run.histogram;
+    let errors: u64 = run.errors.values().sum();
     let ms = |q: f64| histogram.value_at_quantile(q) as f64 / 1000.0;
     println!(
-        "{name:<28} n={:<6} errors={errors:<4} p50={:.3}ms p90={:.3}ms p99={:.3}ms p99.9={:.3}ms max={:.3}ms",
+        "{name:<12} n={:<6} errors={errors:<4} p50={:.3}ms p90={:.3}ms p99={:.3}ms p99.9={:.3}ms max={:.3}ms (generator lag ≤ {:.1?})",
         histogram.len(),
         ms(0.50),
         ms(0.90),
         ms(0.99),
         ms(0.999),
-        histogram.max() as f64 / 1000.0
+        histogram.max() as f64 / 1000.0,
+        run.worst_lag,
     );
+    for (error, count) in &run.errors {
+        println!("    {count} × {error}");
+    }
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    madoguchi_platform::telemetry::init();
     let args = Args::parse();
     let dir = tempfile::tempdir()?;
     let site = dir.path().join("site.toml");
     std::fs::write(&site, bench_site())?;
     let database_url = match args.backend {
-        Backend::Sqlite => format!("sqlite://{}?mode=rwc", dir.path().join("bench.db").display()),
+        Backend::Sqlite => format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("bench.db").display()
+        ),
         Backend::Postgres => madoguchi_platform::testing::fresh_postgres_database().await,
     };
     let config = ServerConfig {
@@ -152,8 +187,16 @@ async fn main() -> anyhow::Result<()> {
         ..ServerConfig::default()
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let server = start(&config, ServiceSelection::All, Arc::new(SystemClock), listener).await?;
-    let channel = Channel::from_shared(format!("http://{}", server.addr))?.connect().await?;
+    let server = start(
+        &config,
+        ServiceSelection::All,
+        Arc::new(SystemClock),
+        listener,
+    )
+    .await?;
+    let channel = Channel::from_shared(format!("http://{}", server.addr))?
+        .connect()
+        .await?;
     let client: Client = QueueServiceClient::with_interceptor(
         channel,
         Auth::bearer(&SecretString::from(TOKEN.to_owned()))?,
@@ -181,9 +224,13 @@ async fn main() -> anyhow::Result<()> {
     for seeder in seeders {
         seeder.await??;
     }
-    println!("seeded {} waiting tickets in {:.1?}", args.backlog, seed_start.elapsed());
+    println!(
+        "seeded {} waiting tickets in {:.1?}",
+        args.backlog,
+        seed_start.elapsed()
+    );
 
-    let (issue_histogram, issue_errors) = open_loop(args.rate, args.seconds, |_| {
+    let issues = open_loop(args.rate, args.seconds, |_| {
         let mut client = client.clone();
         async move {
             client.issue_ticket(issue("issue")).await?;
@@ -195,19 +242,25 @@ async fn main() -> anyhow::Result<()> {
     // CallNext from 50 counters in turn; each call is followed by finishing
     // the ticket (outside the measured latency) so the counter is free for
     // its next turn, and a fresh ticket keeps the backlog size constant.
-    let (call_histogram, call_errors) = open_loop(args.rate, args.seconds, |i| {
+    let calls = open_loop(args.rate, args.seconds, |i| {
         let mut client = client.clone();
         let counter = format!("{OFFICE}/counters/{}", i as usize % COUNTERS + 1);
         async move {
             let ticket = client
-                .call_next(pb::CallNextRequest { counter, ..Default::default() })
+                .call_next(pb::CallNextRequest {
+                    counter,
+                    ..Default::default()
+                })
                 .await?
                 .into_inner()
                 .ticket
                 .context("backlog ran dry")?;
             tokio::spawn(async move {
                 let _ = client
-                    .finish_service(pb::FinishServiceRequest { name: ticket.name, etag: String::new() })
+                    .finish_service(pb::FinishServiceRequest {
+                        name: ticket.name,
+                        etag: String::new(),
+                    })
                     .await;
                 let _ = client.issue_ticket(issue("call")).await;
             });
@@ -216,8 +269,8 @@ async fn main() -> anyhow::Result<()> {
     })
     .await?;
 
-    report("IssueTicket", &issue_histogram, issue_errors);
-    report("CallNext", &call_histogram, call_errors);
+    report("IssueTicket", &issues);
+    report("CallNext", &calls);
     server.shutdown().await?;
     Ok(())
 }

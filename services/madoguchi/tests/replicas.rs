@@ -15,9 +15,20 @@ use tonic::transport::Channel;
 const OFFICE: &str = "municipalities/032034/offices/main";
 const STAFF_TOKEN: &str = "replica-test-staff-token";
 
-async fn start_replica(config: &std::path::Path, database_url: &str, data_dir: &std::path::Path) -> (Child, String) {
+async fn start_replica(
+    config: &std::path::Path,
+    database_url: &str,
+    data_dir: &std::path::Path,
+) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_madoguchi"))
-        .args(["serve", "--service", "queue", "--listen", "127.0.0.1:0", "--config"])
+        .args([
+            "serve",
+            "--service",
+            "queue",
+            "--listen",
+            "127.0.0.1:0",
+            "--config",
+        ])
         .arg(config)
         .arg("--data-dir")
         .arg(data_dir)
@@ -43,13 +54,16 @@ async fn start_replica(config: &std::path::Path, database_url: &str, data_dir: &
     (child, addr)
 }
 
-async fn client(addr: &str) -> QueueServiceClient<tonic::service::interceptor::InterceptedService<Channel, Auth>> {
+async fn client(
+    addr: &str,
+) -> QueueServiceClient<tonic::service::interceptor::InterceptedService<Channel, Auth>> {
     let channel = Channel::from_shared(format!("http://{addr}"))
         .unwrap_or_else(|e| panic!("{e}"))
         .connect()
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    let auth = Auth::bearer(&SecretString::from(STAFF_TOKEN.to_owned())).unwrap_or_else(|e| panic!("{e}"));
+    let auth =
+        Auth::bearer(&SecretString::from(STAFF_TOKEN.to_owned())).unwrap_or_else(|e| panic!("{e}"));
     QueueServiceClient::with_interceptor(channel, auth)
 }
 
@@ -75,7 +89,8 @@ async fn next(stream: &mut tonic::Streaming<pb::WatchOfficeResponse>) -> pb::Off
 async fn a_call_on_one_replica_streams_from_the_other() {
     let database_url = madoguchi_platform::testing::fresh_postgres_database().await;
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let site = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../sites/ofunato/site.toml");
+    let site =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../sites/ofunato/site.toml");
     let config = dir.path().join("madoguchi.toml");
     std::fs::write(
         &config,
@@ -97,13 +112,23 @@ async fn a_call_on_one_replica_streams_from_the_other() {
     let mut on_b = client(&addr_b).await;
 
     let mut stream = on_b
-        .watch_office(pb::WatchOfficeRequest { office: OFFICE.into(), after_sequence: 0 })
+        .watch_office(pb::WatchOfficeRequest {
+            office: OFFICE.into(),
+            after_sequence: 0,
+        })
         .await
         .unwrap_or_else(|e| panic!("{e}"))
         .into_inner();
-    let ticket = on_a.issue_ticket(issue("certificates")).await.unwrap_or_else(|e| panic!("{e}")).into_inner();
+    let ticket = on_a
+        .issue_ticket(issue("certificates"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .into_inner();
     let called = on_a
-        .call_next(pb::CallNextRequest { counter: format!("{OFFICE}/counters/1"), ..Default::default() })
+        .call_next(pb::CallNextRequest {
+            counter: format!("{OFFICE}/counters/1"),
+            ..Default::default()
+        })
         .await
         .unwrap_or_else(|e| panic!("{e}"))
         .into_inner()
@@ -112,21 +137,37 @@ async fn a_call_on_one_replica_streams_from_the_other() {
     assert_eq!(called.name, ticket.name);
 
     let issued = next(&mut stream).await;
-    assert_eq!((issued.sequence, issued.r#type), (1, pb::EventType::TicketIssued as i32));
+    assert_eq!(
+        (issued.sequence, issued.r#type),
+        (1, pb::EventType::TicketIssued as i32)
+    );
     let call = next(&mut stream).await;
-    assert_eq!((call.sequence, call.r#type), (2, pb::EventType::TicketCalled as i32));
+    assert_eq!(
+        (call.sequence, call.r#type),
+        (2, pb::EventType::TicketCalled as i32)
+    );
     assert_eq!(call.counter, format!("{OFFICE}/counters/1"));
     drop(stream);
 
     // Missed while disconnected, written on A and on B alternately.
-    on_a.finish_service(pb::FinishServiceRequest { name: ticket.name.clone(), etag: String::new() })
+    on_a.finish_service(pb::FinishServiceRequest {
+        name: ticket.name.clone(),
+        etag: String::new(),
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    on_b.issue_ticket(issue("children"))
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    on_b.issue_ticket(issue("children")).await.unwrap_or_else(|e| panic!("{e}"));
-    on_a.issue_ticket(issue("life-events")).await.unwrap_or_else(|e| panic!("{e}"));
+    on_a.issue_ticket(issue("life-events"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
 
     let mut resumed = on_b
-        .watch_office(pb::WatchOfficeRequest { office: OFFICE.into(), after_sequence: 2 })
+        .watch_office(pb::WatchOfficeRequest {
+            office: OFFICE.into(),
+            after_sequence: 2,
+        })
         .await
         .unwrap_or_else(|e| panic!("{e}"))
         .into_inner();
@@ -136,8 +177,13 @@ async fn a_call_on_one_replica_streams_from_the_other() {
     }
     assert_eq!(missed, [3, 4, 5]);
     // Then live again, woken across processes by LISTEN/NOTIFY.
-    on_a.issue_ticket(issue("children")).await.unwrap_or_else(|e| panic!("{e}"));
+    on_a.issue_ticket(issue("children"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     let live = next(&mut resumed).await;
     assert_eq!(live.sequence, 6);
-    assert_eq!(live.ticket.map(|t| t.display_number).as_deref(), Some("E002"));
+    assert_eq!(
+        live.ticket.map(|t| t.display_number).as_deref(),
+        Some("E002")
+    );
 }

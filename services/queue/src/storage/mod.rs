@@ -17,7 +17,8 @@
 pub mod entities;
 pub mod migration;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, RwLock};
 
 use chrono::{DateTime, Duration, Utc};
 use madoguchi_platform::clock::SharedClock;
@@ -52,6 +53,34 @@ pub struct QueueStore {
     db: DatabaseConnection,
     clock: SharedClock,
     bus: EventBus,
+    catalog: Arc<RwLock<Catalog>>,
+}
+
+/// The active categories and counters as seeded from the site, kept in
+/// memory so the hot paths do not read them back: they change only when
+/// the site file does, and a new site file takes a restart (replicas of one
+/// deployment run the same site file).
+#[derive(Debug, Default)]
+struct Catalog {
+    categories: HashMap<String, CategoryInfo>,
+    counters: HashMap<String, CounterInfo>,
+    open_minutes: HashMap<String, i64>,
+}
+
+/// What the hot paths need of a category.
+#[derive(Debug, Clone)]
+struct CategoryInfo {
+    office: String,
+    prefix: String,
+    daily_quota: i32,
+    default_service_minutes: i64,
+}
+
+/// What the hot paths need of a counter.
+#[derive(Debug, Clone)]
+struct CounterInfo {
+    office: String,
+    categories: Vec<String>,
 }
 
 /// A filtered page request of `ListTickets`.
@@ -72,7 +101,28 @@ pub struct TicketQuery {
 impl QueueStore {
     /// A store on `db`; call [`QueueStore::prepare`] before use.
     pub fn new(db: DatabaseConnection, clock: SharedClock, bus: EventBus) -> Self {
-        Self { db, clock, bus }
+        Self {
+            db,
+            clock,
+            bus,
+            catalog: Arc::default(),
+        }
+    }
+
+    fn read_catalog(&self) -> std::sync::RwLockReadGuard<'_, Catalog> {
+        self.catalog
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// An active category of `office_key`, or NOT_FOUND.
+    fn category(&self, office_key: &str, category_key: &str) -> Result<CategoryInfo, ServiceError> {
+        self.read_catalog()
+            .categories
+            .get(category_key)
+            .filter(|c| c.office == office_key)
+            .cloned()
+            .ok_or_else(|| ServiceError::not_found("category", category_key))
     }
 
     /// The connection, for the PostgreSQL listener.
@@ -99,6 +149,10 @@ impl QueueStore {
         migration::Migrator::up(&txn, None).await?;
         seed(&txn, site).await?;
         txn.commit().await?;
+        *self
+            .catalog
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = catalog_of(site);
         Ok(())
     }
 
@@ -135,26 +189,31 @@ impl QueueStore {
             drop(txn);
             return self.ticket_by_id(&office_key, &previous).await;
         }
-        let category = active_category(&txn, &office_key, &category_key).await?;
+        let category = self.category(&office_key, &category_key)?;
 
-        let counter_key = (category_key.clone(), day.ordinal());
-        let numbers = match number_counter::Entity::find_by_id(counter_key.clone())
-            .one(&txn)
-            .await?
-        {
-            Some(row) => row,
-            None => {
-                number_counter::ActiveModel {
-                    category: Set(category_key.clone()),
-                    business_day: Set(day.ordinal()),
-                    last_number: Set(0),
-                    issued_count: Set(0),
-                }
-                .insert(&txn)
-                .await?
-            }
-        };
-        if category.daily_quota > 0 && numbers.issued_count >= category.daily_quota {
+        // The day's counter row: created on the first issue, and the issue
+        // count incremented in the same statement. Over the quota, the
+        // error rolls the increment back.
+        let numbers = number_counter::Entity::insert(number_counter::ActiveModel {
+            category: Set(category_key.clone()),
+            business_day: Set(day.ordinal()),
+            last_number: Set(0),
+            issued_count: Set(1),
+        })
+        .on_conflict(
+            OnConflict::columns([
+                number_counter::Column::Category,
+                number_counter::Column::BusinessDay,
+            ])
+            .value(
+                number_counter::Column::IssuedCount,
+                Expr::col((number_counter::Entity, number_counter::Column::IssuedCount)).add(1),
+            )
+            .to_owned(),
+        )
+        .exec_with_returning(&txn)
+        .await?;
+        if category.daily_quota > 0 && numbers.issued_count > category.daily_quota {
             return Err(ServiceError::ResourceExhausted {
                 reason: "DAILY_QUOTA_REACHED",
                 subject: category_key,
@@ -169,12 +228,8 @@ impl QueueStore {
 
         number_counter::Entity::update_many()
             .col_expr(number_counter::Column::LastNumber, Expr::value(number))
-            .col_expr(
-                number_counter::Column::IssuedCount,
-                Expr::col(number_counter::Column::IssuedCount).add(1),
-            )
-            .filter(number_counter::Column::Category.eq(counter_key.0))
-            .filter(number_counter::Column::BusinessDay.eq(counter_key.1))
+            .filter(number_counter::Column::Category.eq(category_key.clone()))
+            .filter(number_counter::Column::BusinessDay.eq(day.ordinal()))
             .exec(&txn)
             .await?;
 
@@ -239,19 +294,20 @@ impl QueueStore {
 
         let txn = self.db.begin().await?;
         let sequence = bump_sequence(&txn, &office_key).await?.last_sequence;
-        let counter = counter::Entity::find_by_id(counter_key.clone())
-            .one(&txn)
-            .await?
-            .filter(|c| c.active && c.office == office_key)
+        let served = self
+            .read_catalog()
+            .counters
+            .get(&counter_key)
+            .filter(|c| c.office == office_key)
+            .map(|c| c.categories.clone())
             .ok_or_else(|| ServiceError::not_found("counter", counter_key.clone()))?;
-
         let mut category_keys: Vec<String> = if categories.is_empty() {
-            counter.categories.lines().map(str::to_owned).collect()
+            served
         } else {
             let mut keys = Vec::with_capacity(categories.len());
             for category in categories {
                 let key = category.to_string();
-                active_category(&txn, &office_key, &key).await?;
+                self.category(&office_key, &key)?;
                 keys.push(key);
             }
             keys
@@ -288,7 +344,7 @@ impl QueueStore {
         for key in &category_keys {
             let head = leg::Entity::find()
                 .filter(leg::Column::Category.eq(key.clone()))
-                .filter(leg::Column::State.eq(VisitState::Waiting as i16))
+                .filter(is_waiting())
                 .order_by_asc(leg::Column::PriorityRank)
                 .order_by_asc(leg::Column::ArrivalSequence)
                 .limit(1)
@@ -314,16 +370,24 @@ impl QueueStore {
         leg.counter = Set(Some(counter_key.clone()));
         leg.called_at = Set(Some(micros(now)));
         let leg = leg.update(&txn).await?;
-        let visit_row = visit::Entity::find_by_id(leg.visit_id.clone())
-            .one(&txn)
+        let visit = visit::Entity::update_many()
+            .col_expr(visit::Column::State, Expr::value(VisitState::Called as i16))
+            .col_expr(
+                visit::Column::CurrentCounter,
+                Expr::value(counter_key.clone()),
+            )
+            .col_expr(visit::Column::RecallCount, Expr::value(0))
+            .col_expr(
+                visit::Column::Version,
+                Expr::col(visit::Column::Version).add(1),
+            )
+            .col_expr(visit::Column::LastSequence, Expr::value(sequence))
+            .filter(visit::Column::Id.eq(leg.visit_id.clone()))
+            .exec_with_returning(&txn)
             .await?
+            .into_iter()
+            .next()
             .ok_or_else(|| ServiceError::Internal("waiting leg without visit".into()))?;
-        let mut visit = visit_row.into_active_model();
-        visit.state = Set(VisitState::Called as i16);
-        visit.current_counter = Set(Some(counter_key.clone()));
-        visit.recall_count = Set(0);
-        bump_version(&mut visit, sequence);
-        let visit = visit.update(&txn).await?;
         let record = load_legs(&txn, visit).await?;
         append_event(
             &txn,
@@ -388,7 +452,7 @@ impl QueueStore {
         let target = match (action, transfer_to) {
             (TicketAction::Transfer, Some(target)) => {
                 let key = target.to_string();
-                active_category(&txn, &office_key, &key).await?;
+                self.category(&office_key, &key)?;
                 if key == current.category {
                     return Err(ServiceError::invalid(
                         "category",
@@ -519,7 +583,7 @@ impl QueueStore {
         };
         let ahead = leg::Entity::find()
             .filter(leg::Column::Category.eq(current.category.clone()))
-            .filter(leg::Column::State.eq(VisitState::Waiting as i16))
+            .filter(is_waiting())
             .filter(
                 leg::Column::PriorityRank
                     .lt(current.priority_rank)
@@ -546,15 +610,16 @@ impl QueueStore {
         ahead: u32,
     ) -> Result<Estimate, ServiceError> {
         let now = self.now();
-        let office = office::Entity::find_by_id(office_key.to_owned())
-            .one(&self.db)
-            .await?
-            .ok_or_else(|| ServiceError::not_found("office", office_key))?;
-        let category = category::Entity::find_by_id(category_key.to_owned())
-            .one(&self.db)
-            .await?
-            .ok_or_else(|| ServiceError::not_found("category", category_key))?;
-        let since = micros(now - Duration::minutes(i64::from(office.counter_open_minutes)));
+        let (open_minutes, default_minutes) = {
+            let catalog = self.read_catalog();
+            let open = catalog.open_minutes.get(office_key).copied().unwrap_or(30);
+            let default = catalog
+                .categories
+                .get(category_key)
+                .map_or(5, |c| c.default_service_minutes);
+            (open, default)
+        };
+        let since = micros(now - Duration::minutes(open_minutes));
         let recent_counters: Vec<Option<String>> = leg::Entity::find()
             .select_only()
             .column(leg::Column::Counter)
@@ -588,7 +653,7 @@ impl QueueStore {
                 .into_iter()
                 .filter_map(|(start, end)| Some(Duration::microseconds(end? - start?)))
                 .collect(),
-            default_service: Duration::minutes(i64::from(category.default_service_minutes)),
+            default_service: Duration::minutes(default_minutes),
         }))
     }
 
@@ -663,7 +728,7 @@ impl QueueStore {
         for category in categories {
             let waiting = leg::Entity::find()
                 .filter(leg::Column::Category.eq(category.name.clone()))
-                .filter(leg::Column::State.eq(VisitState::Waiting as i16))
+                .filter(is_waiting())
                 .count(&self.db)
                 .await?;
             let waiting = u32::try_from(waiting).unwrap_or(u32::MAX);
@@ -747,6 +812,14 @@ impl QueueStore {
     }
 }
 
+/// `state = 1` with the 1 written into the SQL text, not bound: SQLite
+/// (and PostgreSQL's generic plans) use the partial waiting index only when
+/// the query's condition visibly implies the index's `WHERE state = 1`.
+fn is_waiting() -> Expr {
+    const _: () = assert!(VisitState::Waiting as i16 == 1);
+    Expr::col((leg::Entity, leg::Column::State)).eq(Expr::cust("1"))
+}
+
 fn priority_rank(priority: bool) -> i16 {
     if priority { 0 } else { 1 }
 }
@@ -778,18 +851,6 @@ async fn bump_sequence(
         .ok_or_else(|| ServiceError::not_found("office", office_key))
 }
 
-async fn active_category(
-    txn: &DatabaseTransaction,
-    office_key: &str,
-    category_key: &str,
-) -> Result<category::Model, ServiceError> {
-    category::Entity::find_by_id(category_key.to_owned())
-        .one(txn)
-        .await?
-        .filter(|c| c.active && c.office == office_key)
-        .ok_or_else(|| ServiceError::not_found("category", category_key))
-}
-
 /// The first number after `last` that no active ticket of the category
 /// holds, today or left over from an earlier day.
 async fn free_number(
@@ -804,21 +865,25 @@ async fn free_number(
         VisitState::Called as i16,
         VisitState::Serving as i16,
     ];
-    let in_use = visit::Entity::find()
-        .filter(visit::Column::IssueCategory.eq(category_key.to_owned()))
-        .filter(visit::Column::State.is_in(active))
-        .count(txn)
-        .await?;
     let exhausted = || ServiceError::ResourceExhausted {
         reason: "NUMBER_RANGE_EXHAUSTED",
         subject: category_key.to_owned(),
         message: format!("all {max} ticket numbers of the category are in use"),
     };
-    if in_use >= u64::from(max) {
-        return Err(exhausted());
-    }
     let mut candidate = u32::try_from(last).unwrap_or(0);
-    for _ in 0..max {
+    for attempt in 0..max {
+        if attempt == 1 {
+            // The usual next number is taken: before probing further, make
+            // sure some number is free at all (one count, not `max` probes).
+            let in_use = visit::Entity::find()
+                .filter(visit::Column::IssueCategory.eq(category_key.to_owned()))
+                .filter(visit::Column::State.is_in(active))
+                .count(txn)
+                .await?;
+            if in_use >= u64::from(max) {
+                return Err(exhausted());
+            }
+        }
         candidate = successor(candidate, max);
         let taken = visit::Entity::find()
             .filter(visit::Column::IssueCategory.eq(category_key.to_owned()))
@@ -926,6 +991,43 @@ async fn append_event(
         txn.execute_unprepared(&format!("NOTIFY {CHANNEL}")).await?;
     }
     Ok(())
+}
+
+fn catalog_of(site: &Site) -> Catalog {
+    let code = site.municipality.code.as_str();
+    let mut catalog = Catalog::default();
+    for office in &site.offices {
+        let office_key = format!("municipalities/{code}/offices/{}", office.id);
+        catalog.open_minutes.insert(
+            office_key.clone(),
+            i64::from(office.queue.counter_open_minutes),
+        );
+        for c in &office.categories {
+            catalog.categories.insert(
+                format!("{office_key}/categories/{}", c.id),
+                CategoryInfo {
+                    office: office_key.clone(),
+                    prefix: c.prefix.clone(),
+                    daily_quota: i32::try_from(c.daily_quota).unwrap_or(i32::MAX),
+                    default_service_minutes: i64::from(c.default_service_minutes),
+                },
+            );
+        }
+        for k in &office.counters {
+            catalog.counters.insert(
+                format!("{office_key}/counters/{}", k.id),
+                CounterInfo {
+                    office: office_key.clone(),
+                    categories: k
+                        .categories
+                        .iter()
+                        .map(|c| format!("{office_key}/categories/{c}"))
+                        .collect(),
+                },
+            );
+        }
+    }
+    catalog
 }
 
 /// Upserts the site's offices, categories and counters; categories and
