@@ -30,7 +30,6 @@ use tonic::transport::Channel;
 
 const OFFICE: &str = "municipalities/032034/offices/main";
 const TOKEN: &str = "loadtest-staff-token";
-const COUNTERS: usize = 50;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum Backend {
@@ -55,7 +54,7 @@ struct Args {
     backlog: u32,
 }
 
-fn bench_site() -> String {
+fn bench_site(counters: u64) -> String {
     let mut site = String::from(
         "[municipality]\ncode = \"032034\"\nname_ja = \"大船渡市\"\nname_en = \"Ofunato City\"\nprefecture_ja = \"岩手県\"\n\n\
          [[offices]]\nid = \"main\"\nname_ja = \"負荷試験\"\nname_en = \"Load test\"\n\
@@ -63,7 +62,7 @@ fn bench_site() -> String {
          [[offices.categories]]\nid = \"issue\"\nprefix = \"A\"\nname_ja = \"発券\"\nname_en = \"Issue\"\ncolour = \"#E8833A\"\ndefault_service_minutes = 5\n\n\
          [[offices.categories]]\nid = \"call\"\nprefix = \"B\"\nname_ja = \"呼出\"\nname_en = \"Call\"\ncolour = \"#2E86C1\"\ndefault_service_minutes = 5\n",
     );
-    for id in 1..=COUNTERS {
+    for id in 1..=counters {
         site.push_str(&format!(
             "\n[[offices.counters]]\nid = \"{id}\"\ndisplay_number = \"{id}\"\nfloor = 1\ncolour = \"#2E86C1\"\ncategories = [\"call\"]\n"
         ));
@@ -166,7 +165,10 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let dir = tempfile::tempdir()?;
     let site = dir.path().join("site.toml");
-    std::fs::write(&site, bench_site())?;
+    // One counter per call of the CallNext phase: no counter is reused, so
+    // the phase is pure CallNext load (no FinishService in between).
+    let calls = u64::from(args.rate) * u64::from(args.seconds);
+    std::fs::write(&site, bench_site(calls))?;
     let database_url = match args.backend {
         Backend::Sqlite => format!(
             "sqlite://{}?mode=rwc",
@@ -207,12 +209,15 @@ async fn main() -> anyhow::Result<()> {
         args.backend, args.rate, args.seconds, args.backlog
     );
 
-    // Backlog: waiting tickets in the category the counters call from.
+    // Backlog: waiting tickets in the category the counters call from, plus
+    // one for each call of the phase, so the line never runs dry and ends
+    // the phase at the requested size.
     let seed_start = Instant::now();
     let seeders: Vec<_> = (0..8)
         .map(|worker| {
             let mut client = client.clone();
-            let count = args.backlog / 8 + u32::from(worker < args.backlog % 8);
+            let total = u64::from(args.backlog) + calls;
+            let count = total / 8 + u64::from(worker < total % 8);
             tokio::spawn(async move {
                 for _ in 0..count {
                     client.issue_ticket(issue("call")).await?;
@@ -226,7 +231,7 @@ async fn main() -> anyhow::Result<()> {
     }
     println!(
         "seeded {} waiting tickets in {:.1?}",
-        args.backlog,
+        u64::from(args.backlog) + calls,
         seed_start.elapsed()
     );
 
@@ -239,14 +244,11 @@ async fn main() -> anyhow::Result<()> {
     })
     .await?;
 
-    // CallNext from 50 counters in turn; each call is followed by finishing
-    // the ticket (outside the measured latency) so the counter is free for
-    // its next turn, and a fresh ticket keeps the backlog size constant.
     let calls = open_loop(args.rate, args.seconds, |i| {
         let mut client = client.clone();
-        let counter = format!("{OFFICE}/counters/{}", i as usize % COUNTERS + 1);
+        let counter = format!("{OFFICE}/counters/{}", i + 1);
         async move {
-            let ticket = client
+            client
                 .call_next(pb::CallNextRequest {
                     counter,
                     ..Default::default()
@@ -255,15 +257,6 @@ async fn main() -> anyhow::Result<()> {
                 .into_inner()
                 .ticket
                 .context("backlog ran dry")?;
-            tokio::spawn(async move {
-                let _ = client
-                    .finish_service(pb::FinishServiceRequest {
-                        name: ticket.name,
-                        etag: String::new(),
-                    })
-                    .await;
-                let _ = client.issue_ticket(issue("call")).await;
-            });
             Ok(())
         }
     })
