@@ -44,7 +44,39 @@ pub mod madoguchi {
             include!(concat!(env!("OUT_DIR"), "/madoguchi.queue.v1.rs"));
         }
     }
+
+    /// `madoguchi.signage.v1`: call boards routing, ticket status URLs and
+    /// the floor guide.
+    pub mod signage {
+        /// Version 1.
+        pub mod v1 {
+            #![allow(
+                missing_docs,
+                missing_debug_implementations,
+                unused_qualifications,
+                clippy::all
+            )]
+            include!(concat!(env!("OUT_DIR"), "/madoguchi.signage.v1.rs"));
+        }
+    }
+
+    /// `madoguchi.identity.v1`: residents, households, 本人確認, proxies,
+    /// card reads and the audited My Number.
+    pub mod identity {
+        /// Version 1.
+        pub mod v1 {
+            #![allow(
+                missing_docs,
+                missing_debug_implementations,
+                unused_qualifications,
+                clippy::all
+            )]
+            include!(concat!(env!("OUT_DIR"), "/madoguchi.identity.v1.rs"));
+        }
+    }
 }
 
+pub use madoguchi::identity;
 pub use madoguchi::queue;
+pub use madoguchi::signage;
 pub use madoguchi::r#type as types;
