@@ -26,6 +26,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .skip_protoc_run()
         .compile_fds(descriptors)?;
 
+    // The directory too: cargo then rescans it, so a newly added .proto
+    // reruns the build (a list of the files alone would miss new ones).
+    println!(
+        "cargo:rerun-if-changed={}",
+        root.join("madoguchi").display()
+    );
     for proto in &protos {
         println!("cargo:rerun-if-changed={}", proto.display());
     }

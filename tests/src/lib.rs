@@ -30,6 +30,26 @@ pub const OTHER_MUNICIPALITY: &str = "131016";
 /// A generated client with a bearer token.
 pub type Client = QueueServiceClient<InterceptedService<Channel, Auth>>;
 
+/// Defines, for each async test body `name(backend)`, a module `name` with
+/// one `#[tokio::test]` per storage backend: `name::sqlite` and
+/// `name::postgres`.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            use super::*;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name($crate::Backend::Sqlite).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$name($crate::Backend::Postgres).await;
+            }
+        }
+    )*};
+}
+
 /// Which storage backend a test runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {

@@ -387,6 +387,7 @@ fn cases(ticket: String) -> Vec<(&'static str, Role, Call, Code, &'static str)> 
                 c.cancel_ticket(pb::CancelTicketRequest {
                     name: format!("{OFFICE}/tickets/{}", uuid::Uuid::new_v4()),
                     etag: String::new(),
+                    ..Default::default()
                 })
                 .await
                 .map(drop)

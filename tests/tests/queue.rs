@@ -10,23 +10,6 @@ use madoguchi_e2e::*;
 use madoguchi_platform::auth::Role;
 use tonic::Code;
 
-/// Runs an async test body on both storage backends.
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            use super::*;
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                super::$name(Backend::Sqlite).await;
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                super::$name(Backend::Postgres).await;
-            }
-        }
-    )*};
-}
-
 on_both_backends!(
     a_visit_through_two_counters,
     concurrent_issues_get_distinct_numbers,
@@ -635,6 +618,7 @@ async fn numbers_restart_each_day_and_wrap_past_tickets_in_use(backend: Backend)
         .cancel_ticket(pb::CancelTicketRequest {
             name: a003.name,
             etag: String::new(),
+            ..Default::default()
         })
         .await
         .unwrap_or_else(|e| panic!("{e}"));
@@ -755,6 +739,7 @@ async fn stale_etag_is_aborted(backend: Backend) {
         .cancel_ticket(pb::CancelTicketRequest {
             name: issued.name.clone(),
             etag: issued.etag.clone(),
+            ..Default::default()
         })
         .await
         .err()
@@ -764,6 +749,7 @@ async fn stale_etag_is_aborted(backend: Backend) {
         .cancel_ticket(pb::CancelTicketRequest {
             name: issued.name.clone(),
             etag: called.etag.clone(),
+            ..Default::default()
         })
         .await
         .unwrap_or_else(|e| panic!("{e}"))

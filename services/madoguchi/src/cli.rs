@@ -302,6 +302,7 @@ pub async fn run(args: ClientArgs, command: QueueCommand) -> anyhow::Result<()> 
                 .cancel_ticket(pb::CancelTicketRequest {
                     name,
                     etag: String::new(),
+                    ..Default::default()
                 })
                 .await?;
             print_ticket(t.get_ref());

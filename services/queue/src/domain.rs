@@ -182,6 +182,10 @@ pub enum TicketAction {
     Transfer,
     /// Cancel.
     Cancel,
+    /// Cancel a ticket the kiosk could not print: it was never handed out,
+    /// so it stops counting as issued. Only a waiting ticket on its first
+    /// leg qualifies.
+    Void,
 }
 
 impl TicketAction {
@@ -197,6 +201,7 @@ impl TicketAction {
             Self::Finish => &[Called, Serving],
             Self::Transfer => &[Waiting, Called, Serving],
             Self::Cancel => &[Waiting, Called],
+            Self::Void => &[Waiting],
         };
         if allowed.contains(&state) {
             return Ok(());
@@ -206,6 +211,7 @@ impl TicketAction {
             (Self::Recall | Self::NoShow | Self::Start, _) => "TICKET_NOT_CALLED",
             (Self::Finish, _) => "TICKET_NOT_AT_COUNTER",
             (Self::Cancel, _) => "TICKET_IN_SERVICE",
+            (Self::Void, _) => "TICKET_ALREADY_CALLED",
             (Self::Transfer, _) => "TICKET_CLOSED",
         };
         Err(ServiceError::precondition(

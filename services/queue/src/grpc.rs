@@ -10,6 +10,7 @@ use futures::Stream;
 use madoguchi_platform::auth::{Principal, Role};
 use madoguchi_platform::error::{ServiceError, Violations};
 use madoguchi_platform::server::Draining;
+use madoguchi_platform::site::is_resource_id;
 use madoguchi_platform::types::BusinessDay;
 use madoguchi_proto::queue::v1 as pb;
 use madoguchi_proto::queue::v1::queue_service_server::QueueService;
@@ -19,6 +20,7 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::domain::{OfficeChild, OfficeName, TicketAction, VisitState};
+use crate::storage::offline::{DeviceReport, MAX_LEASE, OfflineTicketInput};
 use crate::storage::{QueueStore, TicketQuery};
 
 /// Roles that may read queues and follow events.
@@ -39,6 +41,8 @@ const REPLAY_BATCH: u64 = 256;
 /// How often a stream re-reads the log without a wake-up: a safety net for
 /// a lost notification, not the delivery path.
 const POLL_INTERVAL: Duration = Duration::from_secs(5);
+/// Most tickets one `ImportOfflineTickets` may carry.
+const MAX_IMPORT: usize = 500;
 /// Largest page of `ListTickets`.
 const MAX_PAGE_SIZE: i32 = 1000;
 
@@ -377,10 +381,22 @@ impl QueueService for QueueGrpc {
         &self,
         request: Request<pb::CancelTicketRequest>,
     ) -> Result<Response<pb::Ticket>, Status> {
-        let principal = authorize(&request, COUNTER_STAFF)?;
+        // A kiosk's gateway may void the ticket it failed to print; any
+        // other cancellation is the counter's.
+        let not_printed = request.get_ref().reason == pb::CancelReason::NotPrinted as i32;
+        let roles = if not_printed { ISSUERS } else { COUNTER_STAFF };
+        let principal = authorize(&request, roles)?;
         let req = request.into_inner();
+        if pb::CancelReason::try_from(req.reason).is_err() {
+            return Err(ServiceError::invalid("reason", "not a cancel reason").into());
+        }
+        let action = if not_printed {
+            TicketAction::Void
+        } else {
+            TicketAction::Cancel
+        };
         let ticket = self
-            .act(principal, &req.name, &req.etag, TicketAction::Cancel, None)
+            .act(principal, &req.name, &req.etag, action, None)
             .await?;
         Ok(Response::new(ticket))
     }
@@ -399,6 +415,174 @@ impl QueueService for QueueGrpc {
         };
         principal.check_tenant(&office.municipality)?;
         Ok(Response::new(self.store.office_status(&office).await?))
+    }
+
+    async fn lease_numbers(
+        &self,
+        request: Request<pb::LeaseNumbersRequest>,
+    ) -> Result<Response<pb::NumberLease>, Status> {
+        let principal = authorize(&request, ISSUERS)?;
+        let req = request.into_inner();
+        let mut v = Violations::new();
+        let category = v.check("category", OfficeChild::parse(&req.category, "categories"));
+        if !is_resource_id(&req.device) {
+            v.add(
+                "device",
+                "must be 1-63 lowercase letters, digits or hyphens",
+            );
+        }
+        if !(1..=MAX_LEASE).contains(&req.count) {
+            v.add("count", format!("must be 1..={MAX_LEASE}"));
+        }
+        let request_id = parse_request_id(&mut v, "request_id", &req.request_id);
+        v.finish()?;
+        let Some(category) = category else {
+            return Err(ServiceError::invalid("category", "missing").into());
+        };
+        principal.check_tenant(&category.office.municipality)?;
+        let lease = self
+            .store
+            .lease_numbers(&category, &req.device, req.count, request_id)
+            .await?;
+        Ok(Response::new(lease))
+    }
+
+    async fn import_offline_tickets(
+        &self,
+        request: Request<pb::ImportOfflineTicketsRequest>,
+    ) -> Result<Response<pb::ImportOfflineTicketsResponse>, Status> {
+        let principal = authorize(&request, ISSUERS)?;
+        let req = request.into_inner();
+        let mut v = Violations::new();
+        let office = v.check("parent", OfficeName::parse(&req.parent));
+        if req.tickets.is_empty() || req.tickets.len() > MAX_IMPORT {
+            v.add("tickets", format!("must hold 1..={MAX_IMPORT} tickets"));
+        }
+        let mut tickets = Vec::with_capacity(req.tickets.len());
+        let mut seen = std::collections::HashSet::new();
+        for (i, t) in req.tickets.iter().enumerate() {
+            let field = |name: &str| format!("tickets[{i}].{name}");
+            let offline_id = parse_request_id(&mut v, &field("offline_id"), &t.offline_id);
+            if t.offline_id.is_empty() {
+                v.add(field("offline_id"), "required");
+            }
+            if let Some(id) = offline_id
+                && !seen.insert(id)
+            {
+                v.add(field("offline_id"), "appears twice in the request");
+            }
+            let lease = v.check(&field("lease"), OfficeChild::parse(&t.lease, "leases"));
+            same_office(&mut v, &field("lease"), office.as_ref(), lease.as_ref());
+            if t.number == 0 || t.number > 9999 {
+                v.add(field("number"), "must be a ticket number, 1..=9999");
+            }
+            let issue_time = match &t.issue_time {
+                Some(ts) => chrono::DateTime::from_timestamp(
+                    ts.seconds,
+                    u32::try_from(ts.nanos).unwrap_or(u32::MAX),
+                )
+                .filter(|t| t.timestamp() > 0),
+                None => None,
+            };
+            if issue_time.is_none() {
+                v.add(field("issue_time"), "required, a valid instant after 1970");
+            }
+            if let (Some(offline_id), Some(lease), Some(issue_time)) =
+                (offline_id, lease, issue_time)
+            {
+                tickets.push(OfflineTicketInput {
+                    offline_id,
+                    lease,
+                    number: t.number,
+                    priority: t.priority,
+                    issue_time,
+                });
+            }
+        }
+        v.finish()?;
+        let Some(office) = office else {
+            return Err(ServiceError::invalid("parent", "missing").into());
+        };
+        principal.check_tenant(&office.municipality)?;
+        let results = self.store.import_offline(&office, &tickets).await?;
+        Ok(Response::new(pb::ImportOfflineTicketsResponse { results }))
+    }
+
+    async fn report_device_health(
+        &self,
+        request: Request<pb::ReportDeviceHealthRequest>,
+    ) -> Result<Response<pb::DeviceHealth>, Status> {
+        let principal = authorize(&request, &[Role::Admin, Role::Device])?;
+        let req = request.into_inner();
+        let mut v = Violations::new();
+        let Some(health) = req.health else {
+            return Err(ServiceError::invalid("health", "required").into());
+        };
+        let name = v.check("health.name", OfficeChild::parse(&health.name, "devices"));
+        let kind = match pb::DeviceKind::try_from(health.kind) {
+            Ok(pb::DeviceKind::Unspecified) | Err(_) => {
+                v.add("health.kind", "must be a device kind");
+                None
+            }
+            Ok(kind) => Some(kind),
+        };
+        if health.last_error.chars().count() > 500
+            || health.last_error.chars().any(char::is_control)
+        {
+            v.add(
+                "health.last_error",
+                "at most 500 characters, no control characters",
+            );
+        }
+        let observed = health.observe_time.as_ref().and_then(|ts| {
+            chrono::DateTime::from_timestamp(
+                ts.seconds,
+                u32::try_from(ts.nanos).unwrap_or(u32::MAX),
+            )
+        });
+        if observed.is_none() {
+            v.add("health.observe_time", "required, a valid instant");
+        }
+        v.finish()?;
+        let (Some(name), Some(kind), Some(observed_at)) = (name, kind, observed) else {
+            return Err(ServiceError::invalid("health", "missing").into());
+        };
+        principal.check_tenant(&name.office.municipality)?;
+        let stored = self
+            .store
+            .report_device_health(DeviceReport {
+                name,
+                kind,
+                connected: health.connected,
+                paper_near_end: health.paper_near_end,
+                paper_out: health.paper_out,
+                cover_open: health.cover_open,
+                last_error: health.last_error,
+                observed_at,
+                gateway: principal.subject.clone(),
+            })
+            .await?;
+        if !stored.ok {
+            tracing::warn!(device = %stored.name, connected = stored.connected, paper_out = stored.paper_out, cover_open = stored.cover_open, "device needs attention");
+        }
+        Ok(Response::new(stored))
+    }
+
+    async fn list_device_health(
+        &self,
+        request: Request<pb::ListDeviceHealthRequest>,
+    ) -> Result<Response<pb::ListDeviceHealthResponse>, Status> {
+        let principal = authorize(&request, READERS)?;
+        let req = request.into_inner();
+        let mut v = Violations::new();
+        let office = v.check("parent", OfficeName::parse(&req.parent));
+        v.finish()?;
+        let Some(office) = office else {
+            return Err(ServiceError::invalid("parent", "missing").into());
+        };
+        principal.check_tenant(&office.municipality)?;
+        let devices = self.store.list_device_health(&office).await?;
+        Ok(Response::new(pb::ListDeviceHealthResponse { devices }))
     }
 
     type WatchOfficeStream = WatchStream;

@@ -131,6 +131,9 @@ impl TicketRecord {
             wait_estimate: None,
             etag: self.etag(),
             sequence: u64::try_from(v.last_sequence).unwrap_or_default(),
+            issued_offline: v.issued_offline,
+            import_time: v.imported_at.map(timestamp),
+            issuing_device: v.issuing_device.clone().unwrap_or_default(),
         }
     }
 }

@@ -179,6 +179,12 @@ pub mod visit {
         pub version: i64,
         /// Sequence of the event that produced this version.
         pub last_sequence: i64,
+        /// Printed offline from a number lease and imported later.
+        pub issued_offline: bool,
+        /// Offline tickets: when the import reached the cluster, µs.
+        pub imported_at: Option<i64>,
+        /// Offline tickets: the device that printed it.
+        pub issuing_device: Option<String>,
     }
 
     /// No relations are navigated through sea-orm.
@@ -213,6 +219,11 @@ pub mod leg {
         pub priority_rank: i16,
         /// The visit's issue sequence: FIFO order that survives transfers.
         pub arrival_sequence: i64,
+        /// Tie-break after `arrival_sequence`: 0 for tickets issued online;
+        /// for an imported offline ticket its issue time in µs, placing it
+        /// after the last online ticket issued before it (whose sequence it
+        /// shares) and before the next one.
+        pub arrival_offset: i64,
         /// Counter that called it.
         pub counter: Option<String>,
         /// µs since epoch.
@@ -285,6 +296,109 @@ pub mod request {
         pub visit_id: String,
         /// µs since epoch.
         pub created_at: i64,
+    }
+
+    /// No relations are navigated through sea-orm.
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// Blocks of numbers leased to devices for offline ticketing.
+pub mod lease {
+    use sea_orm::entity::prelude::*;
+
+    /// Row of `queue_leases`.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "queue_leases")]
+    pub struct Model {
+        /// Lease id (UUIDv7).
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        /// Office resource name.
+        pub office: String,
+        /// Category resource name.
+        pub category: String,
+        /// Device id holding the lease.
+        pub device: String,
+        /// Business day ordinal the numbers belong to.
+        pub business_day: i32,
+        /// The numbers in order of use, comma-separated.
+        pub numbers: String,
+        /// µs since epoch.
+        pub created_at: i64,
+    }
+
+    /// No relations are navigated through sea-orm.
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// One leased number: reserved until its ticket is imported or its day
+/// ends. The primary key makes a number leasable once per day.
+pub mod leased_number {
+    use sea_orm::entity::prelude::*;
+
+    /// Row of `queue_leased_numbers`.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "queue_leased_numbers")]
+    pub struct Model {
+        /// Category resource name.
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub category: String,
+        /// Business day ordinal.
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub business_day: i32,
+        /// The number.
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub number: i32,
+        /// The lease it belongs to.
+        pub lease_id: String,
+        /// The visit imported with this number; `None` while unused.
+        pub visit_id: Option<String>,
+    }
+
+    /// No relations are navigated through sea-orm.
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// The latest health report of each device.
+pub mod device {
+    use sea_orm::entity::prelude::*;
+
+    /// Row of `queue_devices`.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "queue_devices")]
+    pub struct Model {
+        /// Resource name, `…/offices/{o}/devices/{id}`.
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub name: String,
+        /// Office resource name.
+        pub office: String,
+        /// `DeviceKind` as integer.
+        pub kind: i16,
+        /// Answers on its port.
+        pub connected: bool,
+        /// Paper low.
+        pub paper_near_end: bool,
+        /// Paper out.
+        pub paper_out: bool,
+        /// Cover open.
+        pub cover_open: bool,
+        /// Last error text, empty if none.
+        pub last_error: String,
+        /// When the gateway saw this state, µs.
+        pub observed_at: i64,
+        /// When the report arrived, µs.
+        pub reported_at: i64,
+        /// Reporting principal.
+        pub gateway: String,
     }
 
     /// No relations are navigated through sea-orm.

@@ -5,7 +5,10 @@
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::schema::{big_integer, boolean, integer, small_integer, text};
 
-use super::entities::{category, counter, event, leg, number_counter, office, request, visit};
+use super::entities::{
+    category, counter, device, event, lease, leased_number, leg, number_counter, office, request,
+    visit,
+};
 
 /// Runs the queue's migrations.
 #[derive(Debug)]
@@ -13,7 +16,7 @@ pub struct Migrator;
 
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(M0001Initial)]
+        vec![Box::new(M0001Initial), Box::new(M0002OfflineAndDevices)]
     }
 
     fn migration_table_name() -> DynIden {
@@ -232,6 +235,118 @@ impl MigrationTrait for M0001Initial {
                 .col(text(R::VisitId))
                 .col(big_integer(R::CreatedAt))
                 .primary_key(Index::create().col(R::Office).col(R::RequestId))
+                .take(),
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+/// Offline ticketing (number leases, imported tickets placed by issue
+/// time) and device health.
+#[derive(Debug)]
+struct M0002OfflineAndDevices;
+
+impl MigrationName for M0002OfflineAndDevices {
+    fn name(&self) -> &str {
+        "m0002_offline_and_devices"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0002OfflineAndDevices {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        use visit::Column as V;
+        // SQLite adds one column per ALTER TABLE.
+        for column in [
+            ColumnDef::new(V::IssuedOffline)
+                .boolean()
+                .not_null()
+                .default(false)
+                .take(),
+            big_integer_null(V::ImportedAt),
+            text_null(V::IssuingDevice),
+        ] {
+            m.alter_table(
+                Table::alter()
+                    .table(visit::Entity)
+                    .add_column(column)
+                    .take(),
+            )
+            .await?;
+        }
+        use leg::Column as L;
+        m.alter_table(
+            Table::alter()
+                .table(leg::Entity)
+                .add_column(
+                    ColumnDef::new(L::ArrivalOffset)
+                        .big_integer()
+                        .not_null()
+                        .default(0)
+                        .take(),
+                )
+                .take(),
+        )
+        .await?;
+        // The waiting index gains the tie-break so CallNext's ordering is
+        // still one seek.
+        let db = m.get_connection();
+        db.execute_unprepared("DROP INDEX queue_legs_waiting")
+            .await?;
+        db.execute_unprepared(
+            "CREATE INDEX queue_legs_waiting ON queue_legs \
+             (category, priority_rank, arrival_sequence, arrival_offset) WHERE state = 1",
+        )
+        .await?;
+
+        use lease::Column as S;
+        m.create_table(
+            Table::create()
+                .table(lease::Entity)
+                .col(text(S::Id).primary_key())
+                .col(text(S::Office))
+                .col(text(S::Category))
+                .col(text(S::Device))
+                .col(integer(S::BusinessDay))
+                .col(text(S::Numbers))
+                .col(big_integer(S::CreatedAt))
+                .take(),
+        )
+        .await?;
+        use leased_number::Column as N;
+        m.create_table(
+            Table::create()
+                .table(leased_number::Entity)
+                .col(text(N::Category))
+                .col(integer(N::BusinessDay))
+                .col(integer(N::Number))
+                .col(text(N::LeaseId))
+                .col(text_null(N::VisitId))
+                .primary_key(
+                    Index::create()
+                        .col(N::Category)
+                        .col(N::BusinessDay)
+                        .col(N::Number),
+                )
+                .take(),
+        )
+        .await?;
+        use device::Column as D;
+        m.create_table(
+            Table::create()
+                .table(device::Entity)
+                .col(text(D::Name).primary_key())
+                .col(text(D::Office))
+                .col(small_integer(D::Kind))
+                .col(boolean(D::Connected))
+                .col(boolean(D::PaperNearEnd))
+                .col(boolean(D::PaperOut))
+                .col(boolean(D::CoverOpen))
+                .col(text(D::LastError))
+                .col(big_integer(D::ObservedAt))
+                .col(big_integer(D::ReportedAt))
+                .col(text(D::Gateway))
                 .take(),
         )
         .await?;

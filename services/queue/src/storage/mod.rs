@@ -16,6 +16,7 @@
 
 pub mod entities;
 pub mod migration;
+pub mod offline;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
@@ -36,7 +37,9 @@ use sea_orm::{
 use sea_orm_migration::MigratorTrait;
 use uuid::Uuid;
 
-use self::entities::{category, counter, event, leg, number_counter, office, request, visit};
+use self::entities::{
+    category, counter, event, leased_number, leg, number_counter, office, request, visit,
+};
 use crate::domain::{
     Estimate, EstimateInput, LEG_ENDED, LegOutcome, OfficeChild, OfficeName, TicketAction,
     VisitState, display_number, estimate_wait, successor,
@@ -223,8 +226,15 @@ impl QueueStore {
                 ),
             });
         }
-        let number =
-            free_number(&txn, &category_key, numbers.last_number, office.max_number).await?;
+        let leased = leased_numbers(&txn, &category_key, day).await?;
+        let number = free_number(
+            &txn,
+            &category_key,
+            numbers.last_number,
+            office.max_number,
+            &leased,
+        )
+        .await?;
 
         number_counter::Entity::update_many()
             .col_expr(number_counter::Column::LastNumber, Expr::value(number))
@@ -251,6 +261,9 @@ impl QueueStore {
             recall_count: Set(0),
             version: Set(1),
             last_sequence: Set(sequence),
+            issued_offline: Set(false),
+            imported_at: Set(None),
+            issuing_device: Set(None),
         }
         .insert(&txn)
         .await?;
@@ -261,6 +274,7 @@ impl QueueStore {
             state: Set(VisitState::Waiting as i16),
             priority_rank: Set(priority_rank(priority)),
             arrival_sequence: Set(sequence),
+            arrival_offset: Set(0),
             counter: Set(None),
             enqueued_at: Set(micros(now)),
             called_at: Set(None),
@@ -347,13 +361,17 @@ impl QueueStore {
                 .filter(is_waiting())
                 .order_by_asc(leg::Column::PriorityRank)
                 .order_by_asc(leg::Column::ArrivalSequence)
+                .order_by_asc(leg::Column::ArrivalOffset)
                 .limit(1)
                 .one(&txn)
                 .await?;
             if let Some(head) = head {
                 let better = best.as_ref().is_none_or(|b| {
-                    (head.priority_rank, head.arrival_sequence)
-                        < (b.priority_rank, b.arrival_sequence)
+                    (
+                        head.priority_rank,
+                        head.arrival_sequence,
+                        head.arrival_offset,
+                    ) < (b.priority_rank, b.arrival_sequence, b.arrival_offset)
                 });
                 if better {
                     best = Some(head);
@@ -504,6 +522,29 @@ impl QueueStore {
                 visit.current_counter = Set(None);
                 (pb::EventType::ServiceFinished, leg_counter)
             }
+            TicketAction::Void if visit_row.current_leg != 0 => {
+                return Err(ServiceError::precondition(
+                    "TICKET_ALREADY_CALLED",
+                    &ticket_key,
+                    "the ticket was transferred, so it was handed out",
+                ));
+            }
+            TicketAction::Void => {
+                end_leg(&mut leg, LegOutcome::Cancelled);
+                visit.state = Set(VisitState::Cancelled as i16);
+                // Never handed out: it leaves the day's issue count (and
+                // so the quota) in the same transaction.
+                number_counter::Entity::update_many()
+                    .col_expr(
+                        number_counter::Column::IssuedCount,
+                        Expr::col(number_counter::Column::IssuedCount).sub(1),
+                    )
+                    .filter(number_counter::Column::Category.eq(visit_row.issue_category.clone()))
+                    .filter(number_counter::Column::BusinessDay.eq(visit_row.business_day))
+                    .exec(&txn)
+                    .await?;
+                (pb::EventType::TicketCancelled, leg_counter)
+            }
             TicketAction::Cancel => {
                 end_leg(&mut leg, LegOutcome::Cancelled);
                 visit.state = Set(VisitState::Cancelled as i16);
@@ -520,7 +561,8 @@ impl QueueStore {
                     state: Set(VisitState::Waiting as i16),
                     priority_rank: Set(current.priority_rank),
                     // Keeps the visit's place: arrival order, not transfer time.
-                    arrival_sequence: Set(visit_row.issue_sequence),
+                    arrival_sequence: Set(current.arrival_sequence),
+                    arrival_offset: Set(current.arrival_offset),
                     counter: Set(None),
                     enqueued_at: Set(now_us),
                     called_at: Set(None),
@@ -587,9 +629,13 @@ impl QueueStore {
             .filter(
                 leg::Column::PriorityRank
                     .lt(current.priority_rank)
-                    .or(leg::Column::PriorityRank
-                        .eq(current.priority_rank)
-                        .and(leg::Column::ArrivalSequence.lt(current.arrival_sequence))),
+                    .or(leg::Column::PriorityRank.eq(current.priority_rank).and(
+                        leg::Column::ArrivalSequence
+                            .lt(current.arrival_sequence)
+                            .or(leg::Column::ArrivalSequence
+                                .eq(current.arrival_sequence)
+                                .and(leg::Column::ArrivalOffset.lt(current.arrival_offset))),
+                    )),
             )
             .count(&self.db)
             .await?;
@@ -858,6 +904,7 @@ async fn free_number(
     category_key: &str,
     last: i32,
     max: i32,
+    leased: &HashSet<i32>,
 ) -> Result<i32, ServiceError> {
     let max = Ord::max(u32::try_from(max).unwrap_or(999), 1);
     let active = [
@@ -880,11 +927,14 @@ async fn free_number(
                 .filter(visit::Column::State.is_in(active))
                 .count(txn)
                 .await?;
-            if in_use >= u64::from(max) {
+            if in_use + leased.len() as u64 >= u64::from(max) {
                 return Err(exhausted());
             }
         }
         candidate = successor(candidate, max);
+        if leased.contains(&(candidate as i32)) {
+            continue;
+        }
         let taken = visit::Entity::find()
             .filter(visit::Column::IssueCategory.eq(category_key.to_owned()))
             .filter(visit::Column::Number.eq(candidate as i32))
@@ -896,6 +946,26 @@ async fn free_number(
         }
     }
     Err(exhausted())
+}
+
+/// Numbers of a category leased for `day` whose tickets have not been
+/// imported yet: reserved for the devices holding them. Leases of earlier
+/// days have ended and reserve nothing.
+async fn leased_numbers(
+    txn: &DatabaseTransaction,
+    category_key: &str,
+    day: BusinessDay,
+) -> Result<HashSet<i32>, ServiceError> {
+    let numbers: Vec<i32> = leased_number::Entity::find()
+        .select_only()
+        .column(leased_number::Column::Number)
+        .filter(leased_number::Column::Category.eq(category_key.to_owned()))
+        .filter(leased_number::Column::BusinessDay.eq(day.ordinal()))
+        .filter(leased_number::Column::VisitId.is_null())
+        .into_tuple()
+        .all(txn)
+        .await?;
+    Ok(numbers.into_iter().collect())
 }
 
 /// The visit a request id already produced, if the request is a retry.
