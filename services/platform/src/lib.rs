@@ -7,7 +7,7 @@
 //! the one mapping from service errors to gRPC statuses ([`error`]), the
 //! bearer-token authentication layer ([`auth`]), request ids and tracing
 //! ([`trace`]), and the server plumbing with health, reflection and
-//! graceful shutdown ([`server`]).
+//! graceful shutdown ([`server`]), and 和暦 dates ([`wareki`]).
 
 pub mod auth;
 pub mod clock;
@@ -20,3 +20,4 @@ pub mod telemetry;
 pub mod testing;
 pub mod trace;
 pub mod types;
+pub mod wareki;
