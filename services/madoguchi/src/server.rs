@@ -11,6 +11,7 @@ use madoguchi_platform::server::{ServerOptions, ServiceSet, drain_channel, serve
 use madoguchi_platform::site::Site;
 use madoguchi_platform::storage;
 use madoguchi_queue::QueueApp;
+use madoguchi_signage::{SignageApp, SignageOptions};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -23,6 +24,9 @@ pub enum ServiceSelection {
     All,
     /// Only the queue service.
     Queue,
+    /// Only the signage pages and API, following the queue named by
+    /// `signage.queue_url` (no database of its own).
+    Signage,
 }
 
 /// A server running in this process.
@@ -30,8 +34,9 @@ pub enum ServiceSelection {
 pub struct RunningServer {
     /// Where it listens.
     pub addr: SocketAddr,
-    /// The queue service, for in-process inspection by tests.
-    pub queue: QueueApp,
+    /// The queue service, for in-process inspection by tests; `None` when
+    /// the process hosts only signage.
+    pub queue: Option<QueueApp>,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<Result<(), tonic::transport::Error>>,
 }
@@ -74,24 +79,39 @@ pub async fn start(
     } else {
         config.tokens.clone()
     };
-    let db = storage::connect(&config.database_url())
-        .await
-        .context("connecting to the database")?;
     let (drain, draining) = drain_channel();
-    let queue = QueueApp::start(db, clock, &site, draining.clone())
-        .await
-        .context("preparing the queue service")?;
-    let mut health_names = Vec::new();
-    let routes = match selection {
-        ServiceSelection::All | ServiceSelection::Queue => {
-            health_names.push(madoguchi_queue::SERVICE_NAME);
-            Routes::new(queue.service(draining.clone(), config.max_message_bytes))
-        }
+    let queue = if selection == ServiceSelection::Signage {
+        None
+    } else {
+        let db = storage::connect(&config.database_url())
+            .await
+            .context("connecting to the database")?;
+        Some(
+            QueueApp::start(db, clock.clone(), &site, draining.clone())
+                .await
+                .context("preparing the queue service")?,
+        )
     };
+    let mut health_names = Vec::new();
+    let mut routes = Routes::default();
+    if let Some(queue) = &queue {
+        health_names.push(madoguchi_queue::SERVICE_NAME);
+        routes = routes.add_service(queue.service(draining.clone(), config.max_message_bytes));
+    }
     let addr = listener.local_addr()?;
+    let mut public_http_prefixes = Vec::new();
+    if matches!(selection, ServiceSelection::All | ServiceSelection::Signage) {
+        let options = SignageOptions::from_config(config, &site, &tokens, addr)?;
+        let signage = SignageApp::new(&site, options, clock.clone(), draining.clone())
+            .context("preparing the signage service")?;
+        health_names.push(madoguchi_signage::SERVICE_NAME);
+        routes = signage.add_pages(routes.add_service(signage.service()));
+        public_http_prefixes.push(madoguchi_signage::PUBLIC_PREFIX);
+    }
     let options = ServerOptions {
         request_timeout: config.request_timeout,
         shutdown_grace: config.shutdown_grace,
+        public_http_prefixes,
         ..ServerOptions::default()
     };
     let (stop, stopped) = oneshot::channel::<()>();

@@ -151,20 +151,37 @@ impl TokenRegistry {
 }
 
 /// Paths served without credentials.
-fn is_public(path: &str) -> bool {
-    path.starts_with("/grpc.health.v1.") || path.starts_with("/grpc.reflection.")
+fn is_public(path: &str, public_prefixes: &[&'static str]) -> bool {
+    path.starts_with("/grpc.health.v1.")
+        || path.starts_with("/grpc.reflection.")
+        || public_prefixes
+            .iter()
+            .any(|prefix| path.starts_with(prefix))
 }
 
 /// The tower layer that authenticates every request.
 #[derive(Debug, Clone)]
 pub struct AuthLayer {
     registry: TokenRegistry,
+    public_prefixes: Arc<[&'static str]>,
 }
 
 impl AuthLayer {
     /// A layer that accepts the tokens of `registry`.
     pub fn new(registry: TokenRegistry) -> Self {
-        Self { registry }
+        Self {
+            registry,
+            public_prefixes: Arc::new([]),
+        }
+    }
+
+    /// Also serves paths starting with one of `prefixes` without
+    /// credentials: the public web pages (signage), which are for anyone
+    /// on the floor. A prefix must end with `/` and never be a gRPC
+    /// service path.
+    pub fn with_public_prefixes(mut self, prefixes: &[&'static str]) -> Self {
+        self.public_prefixes = prefixes.into();
+        self
     }
 }
 
@@ -175,6 +192,7 @@ impl<S> Layer<S> for AuthLayer {
         Authenticate {
             inner,
             registry: self.registry.clone(),
+            public_prefixes: self.public_prefixes.clone(),
         }
     }
 }
@@ -184,6 +202,7 @@ impl<S> Layer<S> for AuthLayer {
 pub struct Authenticate<S> {
     inner: S,
     registry: TokenRegistry,
+    public_prefixes: Arc<[&'static str]>,
 }
 
 impl<S, B> Service<http::Request<B>> for Authenticate<S>
@@ -199,7 +218,7 @@ where
     }
 
     fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
-        if is_public(request.uri().path()) {
+        if is_public(request.uri().path(), &self.public_prefixes) {
             return Either::Left(self.inner.call(request));
         }
         match self.registry.authenticate(request.headers()) {

@@ -75,6 +75,31 @@ pub struct ServerConfig {
     /// Bearer tokens. When empty, `madoguchi serve` generates one token per
     /// role into `data_dir/credentials.toml`.
     pub tokens: Vec<TokenConfig>,
+    /// The signage service (`[signage]`).
+    pub signage: SignageConfig,
+}
+
+/// Settings of the signage service; every one has a working default for
+/// the one-process mode.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SignageConfig {
+    /// Base URL residents' phones reach the pages at, printed in ticket QR
+    /// codes, e.g. `https://madoguchi.city.ofunato.example`. Unset means
+    /// `http://{listen}`.
+    pub public_url: Option<String>,
+    /// Secret of the ticket status URLs (at least 32 characters); replicas
+    /// must share it. Unset means generated into `data_dir/signage-secret`.
+    pub status_url_secret: Option<SecretString>,
+    /// The queue service to follow, e.g. `http://queue:50051`. Unset means
+    /// this process.
+    pub queue_url: Option<String>,
+    /// A `display`-role bearer token for the queue. Unset means the display
+    /// token among this server's own tokens.
+    pub queue_token: Option<SecretString>,
+    /// The signage file (guide, floor map, boards, ads). Unset means
+    /// `signage.toml` beside the site file, if it exists.
+    pub file: Option<PathBuf>,
 }
 
 impl Default for ServerConfig {
@@ -88,6 +113,7 @@ impl Default for ServerConfig {
             shutdown_grace: Duration::from_secs(10),
             max_message_bytes: 1024 * 1024,
             tokens: Vec::new(),
+            signage: SignageConfig::default(),
         }
     }
 }
@@ -124,7 +150,9 @@ pub enum ConfigError {
 impl ServerConfig {
     /// Loads `file` (if given) over the defaults, then applies variables:
     /// `MADOGUCHI_LISTEN`, `MADOGUCHI_DATA_DIR`, `MADOGUCHI_DATABASE_URL`,
-    /// `MADOGUCHI_SITE`.
+    /// `MADOGUCHI_SITE`, and for signage `MADOGUCHI_PUBLIC_URL`,
+    /// `MADOGUCHI_SIGNAGE_SECRET`, `MADOGUCHI_SIGNAGE_QUEUE_URL`,
+    /// `MADOGUCHI_SIGNAGE_QUEUE_TOKEN`.
     pub fn load(file: Option<&Path>, env: &dyn Environment) -> Result<Self, ConfigError> {
         let mut config = match file {
             Some(path) => {
@@ -153,6 +181,18 @@ impl ServerConfig {
         }
         if let Some(site) = env.var("MADOGUCHI_SITE") {
             config.site = PathBuf::from(site);
+        }
+        if let Some(url) = env.var("MADOGUCHI_PUBLIC_URL") {
+            config.signage.public_url = Some(url);
+        }
+        if let Some(secret) = env.var("MADOGUCHI_SIGNAGE_SECRET") {
+            config.signage.status_url_secret = Some(SecretString::from(secret));
+        }
+        if let Some(url) = env.var("MADOGUCHI_SIGNAGE_QUEUE_URL") {
+            config.signage.queue_url = Some(url);
+        }
+        if let Some(token) = env.var("MADOGUCHI_SIGNAGE_QUEUE_TOKEN") {
+            config.signage.queue_token = Some(SecretString::from(token));
         }
         Ok(config)
     }

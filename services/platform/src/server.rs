@@ -30,6 +30,9 @@ pub struct ServerOptions {
     pub shutdown_grace: Duration,
     /// Concurrent requests per connection.
     pub concurrency_per_connection: usize,
+    /// Path prefixes served without credentials and over HTTP/1.1 too:
+    /// the public web pages (`/signage/`). gRPC stays authenticated.
+    pub public_http_prefixes: Vec<&'static str>,
 }
 
 impl Default for ServerOptions {
@@ -38,6 +41,7 @@ impl Default for ServerOptions {
             request_timeout: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(10),
             concurrency_per_connection: 256,
+            public_http_prefixes: Vec::new(),
         }
     }
 }
@@ -141,9 +145,13 @@ pub async fn serve(
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     let layers = ServiceBuilder::new()
         .layer(RequestTraceLayer)
-        .layer(AuthLayer::new(tokens));
+        .layer(AuthLayer::new(tokens).with_public_prefixes(&options.public_http_prefixes));
     let (stop_accepting, stopped) = tokio::sync::oneshot::channel::<()>();
+    // HTTP/1.1 is accepted beside HTTP/2 because browsers reach the public
+    // pages over plain HTTP/1.1 (they never speak cleartext HTTP/2); gRPC
+    // clients keep using HTTP/2 on the same port.
     let server = Server::builder()
+        .accept_http1(!options.public_http_prefixes.is_empty())
         .timeout(options.request_timeout)
         .concurrency_limit_per_connection(options.concurrency_per_connection)
         .http2_keepalive_interval(Some(Duration::from_secs(30)))

@@ -1,0 +1,49 @@
+//! The signage service's client of the queue service. Signage follows the
+//! queue only through its public gRPC API (`GetOfficeStatus`, `GetTicket`,
+//! `WatchOffice`), as any display would, with a `display`-role bearer
+//! token: read-only, its own municipality only.
+
+use madoguchi_proto::queue::v1::queue_service_client::QueueServiceClient;
+use secrecy::{ExposeSecret, SecretString};
+use tonic::metadata::AsciiMetadataValue;
+use tonic::service::Interceptor;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Request, Status};
+
+/// Adds the bearer token to every request.
+#[derive(Clone)]
+pub struct Bearer(AsciiMetadataValue);
+
+impl std::fmt::Debug for Bearer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Bearer(..)")
+    }
+}
+
+impl Interceptor for Bearer {
+    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
+        request
+            .metadata_mut()
+            .insert("authorization", self.0.clone());
+        Ok(request)
+    }
+}
+
+/// The generated queue client with the signage token.
+pub type QueueClient = QueueServiceClient<InterceptedService<Channel, Bearer>>;
+
+/// A lazily connecting client of the queue at `url`: creating it never
+/// fails on a queue that is not up yet, and the channel reconnects by
+/// itself, so the signage pages recover when the queue comes back.
+pub fn connect(url: &str, token: &SecretString) -> Result<QueueClient, String> {
+    let endpoint = Endpoint::from_shared(url.to_owned())
+        .map_err(|_| format!("invalid queue url {url}"))?
+        .tcp_nodelay(true);
+    let header = AsciiMetadataValue::try_from(format!("Bearer {}", token.expose_secret()))
+        .map_err(|_| "the queue token is not printable ascii".to_owned())?;
+    Ok(QueueServiceClient::with_interceptor(
+        endpoint.connect_lazy(),
+        Bearer(header),
+    ))
+}

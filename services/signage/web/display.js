@@ -1,0 +1,173 @@
+// Call display for waiting-area TVs. State comes from the office feed:
+// `status` snapshots (waiting counts, estimates, what each counter is
+// doing) and `call` / `change` events in log order. Each call is shown the
+// moment it arrives and queued for announcement; announcements never
+// overlap (chime, then Japanese and English speech where the browser has
+// voices, or a fixed reading time).
+'use strict';
+
+const office = decodeURIComponent(location.pathname.split('/')[3]);
+const RECENT = 8;
+const SPEAK_FALLBACK_MS = 6000;
+
+const calling = new Map();   // counter number -> call view
+const recent = [];           // newest first
+let lastSequence = 0;
+
+function renderCalling() {
+  const box = document.getElementById('calling');
+  box.replaceChildren();
+  if (calling.size === 0) {
+    box.append(el('div', { class: 'empty' }, '呼び出し中の番号はありません / No numbers being called'));
+    return;
+  }
+  const calls = [...calling.values()].sort((a, b) => b.sequence - a.sequence);
+  for (const c of calls) {
+    box.append(el('div', {
+      class: 'call' + (c.fresh ? ' fresh' : ''),
+      style: `--c:${c.category_colour || '#888'};--k:${c.counter_colour || '#333'}`,
+      'data-number': c.number,
+    },
+      el('span', { class: 'number' }, c.number),
+      el('span', { class: 'to' },
+        el('span', { class: 'counter' }, c.counter, el('small', {}, ' 番窓口')),
+        el('div', { class: 'en' }, `Counter ${c.counter}`)),
+    ));
+    c.fresh = false;
+  }
+}
+
+function renderRecent() {
+  const box = document.getElementById('recent');
+  box.replaceChildren(...recent.map((c) =>
+    el('span', { class: 'r', style: `--c:${c.category_colour || '#888'}` }, `${c.number} → ${c.counter}`)));
+}
+
+function renderStatus(status) {
+  document.getElementById('office').textContent = `${status.office_ja}  ${status.office_en}`;
+  const rows = status.categories.map((c) => el('tr', {},
+    el('td', {}, el('span', { class: 'chip', style: `--c:${c.colour}` }, c.prefix),
+      c.name_ja, el('span', { class: 'name-en' }, c.name_en)),
+    el('td', { class: 'waiting' }, c.waiting, el('small', {}, ' 人')),
+    el('td', {}, c.waiting === 0 ? '—' : waitText(c.wait_min, c.wait_max, 'ja'),
+      el('span', { class: 'name-en' }, c.waiting === 0 ? 'no wait' : waitText(c.wait_min, c.wait_max, 'en')))));
+  document.getElementById('queues').replaceChildren(...rows);
+  // The snapshot is the truth for what counters are calling now; keep the
+  // calls we already show with their colours, drop the ones it no longer has.
+  const shown = new Map(calling);
+  calling.clear();
+  for (const k of status.counters) {
+    if (!k.number || !k.calling) continue;
+    const known = shown.get(k.counter);
+    calling.set(k.counter, known && known.number === k.number ? known : {
+      sequence: 0, number: k.number, counter: k.counter,
+      counter_colour: k.colour, category_colour: k.colour,
+    });
+  }
+  renderCalling();
+}
+
+function onCall(call) {
+  if (call.sequence <= lastSequence) return; // never show an event twice
+  lastSequence = call.sequence;
+  call.fresh = true;
+  calling.set(call.counter, call);
+  recent.unshift(call);
+  recent.length = Math.min(recent.length, RECENT);
+  renderCalling();
+  renderRecent();
+  announce(call);
+}
+
+function onChange(change) {
+  if (change.sequence <= lastSequence) return;
+  lastSequence = change.sequence;
+  if (change.kind === 'issued') return;
+  for (const [counter, c] of calling) {
+    if (c.number === change.number) calling.delete(counter);
+  }
+  renderCalling();
+}
+
+// ---- announcements: one at a time, in arrival order
+const announcements = [];
+let speaking = false;
+let audio = null;
+
+function chime() {
+  try {
+    audio = audio || new AudioContext();
+    const t = audio.currentTime;
+    [[880, 0], [659, 0.45]].forEach(([freq, at]) => {
+      const osc = audio.createOscillator();
+      const gain = audio.createGain();
+      osc.frequency.value = freq;
+      gain.gain.setValueAtTime(0.0001, t + at);
+      gain.gain.exponentialRampToValueAtTime(0.3, t + at + 0.02);
+      gain.gain.exponentialRampToValueAtTime(0.0001, t + at + 0.8);
+      osc.connect(gain).connect(audio.destination);
+      osc.start(t + at);
+      osc.stop(t + at + 0.85);
+    });
+  } catch (e) { /* no audio output: the text is still shown */ }
+}
+
+function speak(text, lang) {
+  return new Promise((resolve) => {
+    const voices = window.speechSynthesis ? speechSynthesis.getVoices() : [];
+    const voice = voices.find((v) => v.lang && v.lang.startsWith(lang));
+    if (!voice) { setTimeout(resolve, SPEAK_FALLBACK_MS / 2); return; }
+    const u = new SpeechSynthesisUtterance(text);
+    u.voice = voice; u.lang = voice.lang;
+    u.onend = resolve; u.onerror = resolve;
+    speechSynthesis.speak(u);
+  });
+}
+
+function announce(call) {
+  announcements.push(call);
+  if (!speaking) nextAnnouncement();
+}
+
+async function nextAnnouncement() {
+  const call = announcements.shift();
+  const box = document.getElementById('announcement');
+  if (!call) { speaking = false; box.replaceChildren(); return; }
+  speaking = true;
+  box.replaceChildren(el('div', {}, call.announcement_ja), el('div', { class: 'en' }, call.announcement_en));
+  chime();
+  await new Promise((r) => setTimeout(r, 1200));
+  await speak(call.announcement_ja, 'ja');
+  await speak(call.announcement_en, 'en');
+  nextAnnouncement();
+}
+
+// ---- clock and ticker
+function tick() {
+  const now = new Date();
+  document.getElementById('clock').textContent =
+    now.toLocaleTimeString('ja-JP', { hour: '2-digit', minute: '2-digit' });
+}
+setInterval(tick, 1000);
+tick();
+
+fetch(`/signage/api/offices/${encodeURIComponent(office)}/guide?lang=ja`)
+  .then((r) => (r.ok ? r.json() : null))
+  .then((g) => {
+    if (!g) return;
+    const items = [
+      ...g.notices.map((n) => el('span', { class: 'slot notice' }, el('span', { class: 'label' }, 'お知らせ'), n.text)),
+      ...g.ads.map((a) => el('span', { class: 'slot ad' }, el('span', { class: 'label' }, `広告 ${a.sponsor}`), a.text)),
+    ];
+    document.getElementById('ticker').replaceChildren(...items);
+  })
+  .catch(() => {});
+
+follow(`/signage/api/offices/${encodeURIComponent(office)}/feed`, {
+  // A snapshot never moves lastSequence: after a reconnect it may already
+  // include calls whose events are still to come, and those must be shown
+  // and announced when they arrive.
+  status: renderStatus,
+  call: onCall,
+  change: onChange,
+});
