@@ -3,6 +3,7 @@
 # PostgreSQL first (scripts/postgres.sh); fails if it cannot.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+scripts/fonts.sh   # the CJK font the forms PDFs embed
 MADOGUCHI_TEST_POSTGRES_URL="$(scripts/postgres.sh)"
 export MADOGUCHI_TEST_POSTGRES_URL
 exec cargo test --workspace --all-targets "$@"

@@ -60,6 +60,21 @@ pub mod madoguchi {
         }
     }
 
+    /// `madoguchi.forms.v1`: the catalog, unified certificate requests,
+    /// the life-event navigator, checklists, signatures and KPIs.
+    pub mod forms {
+        /// Version 1.
+        pub mod v1 {
+            #![allow(
+                missing_docs,
+                missing_debug_implementations,
+                unused_qualifications,
+                clippy::all
+            )]
+            include!(concat!(env!("OUT_DIR"), "/madoguchi.forms.v1.rs"));
+        }
+    }
+
     /// `madoguchi.identity.v1`: residents, households, 本人確認, proxies,
     /// card reads and the audited My Number.
     pub mod identity {
@@ -76,6 +91,7 @@ pub mod madoguchi {
     }
 }
 
+pub use madoguchi::forms;
 pub use madoguchi::identity;
 pub use madoguchi::queue;
 pub use madoguchi::signage;

@@ -1,0 +1,495 @@
+//! The catalog: a municipality's certificate kinds, procedures and
+//! life-event rules, read from `catalog.toml` in the site folder and checked
+//! against the site (every counter category must exist). The format is
+//! documented in `docs/catalog.md`; nothing about a particular city is
+//! compiled in.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+
+use madoguchi_platform::error::Violations;
+use madoguchi_platform::site::{Site, is_resource_id};
+use serde::Deserialize;
+
+use crate::domain::Condition;
+
+/// A whole catalog file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Catalog {
+    /// Queue category id of the one-stop counter: items done while the
+    /// ticket is in this category count as done at the one-stop counter.
+    pub one_stop_category: String,
+    /// Certificate kinds (証明書).
+    #[serde(default)]
+    pub certificates: Vec<CertificateKind>,
+    /// Procedures (手続).
+    #[serde(default)]
+    pub procedures: Vec<Procedure>,
+    /// Life events (ライフイベント) and their rules.
+    #[serde(default)]
+    pub life_events: Vec<LifeEvent>,
+}
+
+/// Who may request something for its subject person; mirrors the identity
+/// service's `ProxyPolicy`. The subject may always act for themself.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Requesters {
+    /// Anyone.
+    pub anyone: bool,
+    /// A member of the subject's household.
+    pub household_member: bool,
+    /// Spouse or lineal relative.
+    pub family: bool,
+    /// A proxy with a valid 委任状.
+    pub power_of_attorney: bool,
+    /// A legal representative.
+    pub legal_representative: bool,
+    /// The visitor must have shown a photo ID.
+    pub photo_id_required: bool,
+}
+
+/// A selectable option of a certificate kind.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CertificateOption {
+    /// Option id.
+    pub id: String,
+    /// Name in Japanese.
+    pub name_ja: String,
+}
+
+/// A certificate kind.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CertificateKind {
+    /// Kind id, e.g. `juminhyo`.
+    pub id: String,
+    /// Name in Japanese.
+    pub name_ja: String,
+    /// Name in English.
+    pub name_en: String,
+    /// 手数料 per copy in yen.
+    pub fee_yen: i64,
+    /// 歳入科目: the revenue account the fee is booked to.
+    pub revenue_account: String,
+    /// Issuing department.
+    pub department: String,
+    /// Whether a purpose (使用目的) must be stated.
+    #[serde(default)]
+    pub purpose_required: bool,
+    /// In person only (no proxy, no mail).
+    #[serde(default)]
+    pub in_person_only: bool,
+    /// Who may request it.
+    #[serde(default)]
+    pub requesters: Requesters,
+    /// Options.
+    #[serde(default)]
+    pub options: Vec<CertificateOption>,
+}
+
+/// A procedure (手続).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Procedure {
+    /// Procedure id.
+    pub id: String,
+    /// Name in Japanese.
+    pub name_ja: String,
+    /// Department or outside office.
+    pub department: String,
+    /// Queue category id; empty when done outside this office.
+    #[serde(default)]
+    pub category: String,
+    /// Where to go, for the open-items list.
+    pub location: String,
+    /// Documents to bring.
+    #[serde(default)]
+    pub documents: Vec<String>,
+    /// Estimated minutes.
+    pub minutes: u32,
+    /// Deadline in days after the event; 0 when none.
+    #[serde(default)]
+    pub deadline_days: u32,
+    /// Whether the one-stop counter can take it.
+    pub one_stop: bool,
+    /// Whether it needs the resident's signature.
+    #[serde(default)]
+    pub signature: bool,
+    /// For whom it is done: `subject` (default), `applicant`, or
+    /// `answer:<person question id>`.
+    #[serde(default = "subject")]
+    pub acts_for: String,
+    /// Who may do it for that person.
+    #[serde(default)]
+    pub requesters: Requesters,
+}
+
+fn subject() -> String {
+    "subject".to_owned()
+}
+
+/// The kind of an interview answer.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum QuestionKind {
+    /// `yes` or `no`.
+    YesNo,
+    /// A resident resource name.
+    Person,
+    /// Free text.
+    Text,
+}
+
+impl QuestionKind {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::YesNo => "yes_no",
+            Self::Person => "person",
+            Self::Text => "text",
+        }
+    }
+}
+
+/// An interview question.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Question {
+    /// Answer key.
+    pub id: String,
+    /// The question in Japanese.
+    pub text_ja: String,
+    /// Kind of answer.
+    pub kind: QuestionKind,
+}
+
+/// A rule: when every condition holds, the procedure is on the checklist.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rule {
+    /// Procedure id.
+    pub procedure: String,
+    /// Conditions, all of which must hold (empty: always).
+    #[serde(default)]
+    pub when: Vec<String>,
+}
+
+/// A flag rule: when every condition holds, staff see the text.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlagRule {
+    /// Flag id.
+    pub id: String,
+    /// Conditions.
+    #[serde(default)]
+    pub when: Vec<String>,
+    /// Procedure ids it concerns.
+    #[serde(default)]
+    pub procedures: Vec<String>,
+    /// What to know or tell.
+    pub text_ja: String,
+}
+
+/// A life event.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LifeEvent {
+    /// Event id.
+    pub id: String,
+    /// Name in Japanese.
+    pub name_ja: String,
+    /// Interview questions; every one must be answered.
+    #[serde(default)]
+    pub questions: Vec<Question>,
+    /// Procedure rules in checklist order.
+    #[serde(default)]
+    pub rules: Vec<Rule>,
+    /// Flag rules.
+    #[serde(default)]
+    pub flags: Vec<FlagRule>,
+}
+
+/// Why a catalog was rejected.
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    /// The file could not be read.
+    #[error("reading catalog {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// Not valid TOML or wrong shape.
+    #[error("parsing catalog: {0}")]
+    Parse(String),
+    /// Valid shape, inconsistent content.
+    #[error("invalid catalog: {0}")]
+    Invalid(String),
+}
+
+impl Catalog {
+    /// Reads `catalog.toml` beside the site file.
+    pub fn load_beside(site_path: &Path, site: &Site) -> Result<Self, CatalogError> {
+        let path = site_path
+            .parent()
+            .unwrap_or_else(|| Path::new("."))
+            .join("catalog.toml");
+        let text = std::fs::read_to_string(&path).map_err(|source| CatalogError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::parse(&text, site)
+    }
+
+    /// Parses and checks catalog TOML against the site.
+    pub fn parse(text: &str, site: &Site) -> Result<Self, CatalogError> {
+        let catalog: Catalog =
+            toml::from_str(text).map_err(|e| CatalogError::Parse(e.to_string()))?;
+        catalog.validate(site)?;
+        Ok(catalog)
+    }
+
+    /// A certificate kind by id.
+    pub fn certificate(&self, id: &str) -> Option<&CertificateKind> {
+        self.certificates.iter().find(|c| c.id == id)
+    }
+
+    /// A procedure by id.
+    pub fn procedure(&self, id: &str) -> Option<&Procedure> {
+        self.procedures.iter().find(|p| p.id == id)
+    }
+
+    /// A life event by id.
+    pub fn life_event(&self, id: &str) -> Option<&LifeEvent> {
+        self.life_events.iter().find(|e| e.id == id)
+    }
+
+    fn validate(&self, site: &Site) -> Result<(), CatalogError> {
+        let mut v = Violations::new();
+        let categories: HashSet<&str> = site
+            .offices
+            .iter()
+            .flat_map(|o| o.categories.iter().map(|c| c.id.as_str()))
+            .collect();
+        if !categories.contains(self.one_stop_category.as_str()) {
+            v.add("one_stop_category", "not a category of the site");
+        }
+        let mut ids = HashSet::new();
+        for (i, kind) in self.certificates.iter().enumerate() {
+            let at = format!("certificates[{i}]");
+            if !is_resource_id(&kind.id) || !ids.insert(kind.id.as_str()) {
+                v.add(format!("{at}.id"), "must be a unique resource id");
+            }
+            if !(0..=100_000).contains(&kind.fee_yen) {
+                v.add(format!("{at}.fee_yen"), "must be 0..=100000");
+            }
+            if kind.revenue_account.trim().is_empty() {
+                v.add(format!("{at}.revenue_account"), "must be set");
+            }
+            let mut options = HashSet::new();
+            for (o, option) in kind.options.iter().enumerate() {
+                if !is_resource_id(&option.id) || !options.insert(option.id.as_str()) {
+                    v.add(
+                        format!("{at}.options[{o}].id"),
+                        "must be a unique resource id",
+                    );
+                }
+            }
+            if kind.in_person_only && (kind.requesters.power_of_attorney || kind.requesters.anyone)
+            {
+                v.add(
+                    format!("{at}.requesters"),
+                    "an in-person-only kind cannot allow proxies",
+                );
+            }
+        }
+        let mut procedures: HashMap<&str, &Procedure> = HashMap::new();
+        for (i, procedure) in self.procedures.iter().enumerate() {
+            let at = format!("procedures[{i}]");
+            if !is_resource_id(&procedure.id)
+                || procedures.insert(&procedure.id, procedure).is_some()
+            {
+                v.add(format!("{at}.id"), "must be a unique resource id");
+            }
+            if !procedure.category.is_empty() && !categories.contains(procedure.category.as_str()) {
+                v.add(
+                    format!("{at}.category"),
+                    format!("unknown category {}", procedure.category),
+                );
+            }
+            if procedure.category.is_empty() && procedure.one_stop {
+                v.add(
+                    format!("{at}.one_stop"),
+                    "a procedure done outside the office cannot be one-stop",
+                );
+            }
+            if !(1..=480).contains(&procedure.minutes) {
+                v.add(format!("{at}.minutes"), "must be 1..=480");
+            }
+            let acts_for_ok = procedure.acts_for == "subject"
+                || procedure.acts_for == "applicant"
+                || procedure.acts_for.strip_prefix("answer:").is_some();
+            if !acts_for_ok {
+                v.add(
+                    format!("{at}.acts_for"),
+                    "must be subject, applicant or answer:<question>",
+                );
+            }
+        }
+        let mut events = HashSet::new();
+        for (e, event) in self.life_events.iter().enumerate() {
+            let at = format!("life_events[{e}]");
+            if !is_resource_id(&event.id) || !events.insert(event.id.as_str()) {
+                v.add(format!("{at}.id"), "must be a unique resource id");
+            }
+            let mut questions = HashMap::new();
+            for (q, question) in event.questions.iter().enumerate() {
+                let ok = !question.id.is_empty()
+                    && question
+                        .id
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+                if !ok
+                    || questions
+                        .insert(question.id.as_str(), question.kind)
+                        .is_some()
+                {
+                    v.add(
+                        format!("{at}.questions[{q}].id"),
+                        "must be a unique snake_case id",
+                    );
+                }
+            }
+            let mut check_conditions = |field: String, conditions: &[String]| {
+                for (c, text) in conditions.iter().enumerate() {
+                    if let Err(error) = Condition::parse(text) {
+                        v.add(format!("{field}.when[{c}]"), error.to_string());
+                    }
+                }
+            };
+            for (r, rule) in event.rules.iter().enumerate() {
+                check_conditions(format!("{at}.rules[{r}]"), &rule.when);
+            }
+            for (f, flag) in event.flags.iter().enumerate() {
+                check_conditions(format!("{at}.flags[{f}]"), &flag.when);
+            }
+            for (r, rule) in event.rules.iter().enumerate() {
+                match procedures.get(rule.procedure.as_str()) {
+                    None => v.add(
+                        format!("{at}.rules[{r}].procedure"),
+                        format!("unknown procedure {}", rule.procedure),
+                    ),
+                    Some(procedure) => {
+                        if let Some(question) = procedure.acts_for.strip_prefix("answer:")
+                            && questions.get(question) != Some(&QuestionKind::Person)
+                        {
+                            v.add(
+                                format!("{at}.rules[{r}].procedure"),
+                                format!(
+                                    "procedure {} acts for answer {question}, which is not a person question of this event",
+                                    procedure.id
+                                ),
+                            );
+                        }
+                    }
+                }
+            }
+            for (f, flag) in event.flags.iter().enumerate() {
+                for procedure in &flag.procedures {
+                    if !procedures.contains_key(procedure.as_str()) {
+                        v.add(
+                            format!("{at}.flags[{f}].procedures"),
+                            format!("unknown procedure {procedure}"),
+                        );
+                    }
+                }
+            }
+        }
+        v.finish()
+            .map_err(|error| CatalogError::Invalid(error.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    fn site() -> Site {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../sites/ofunato/site.toml");
+        Site::load(&path).unwrap()
+    }
+
+    #[test]
+    fn shipped_ofunato_catalog_is_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../sites/ofunato/site.toml");
+        let catalog = Catalog::load_beside(&path, &site()).unwrap();
+        let fee = |id: &str| catalog.certificate(id).unwrap().fee_yen;
+        assert_eq!(fee("juminhyo"), 300);
+        assert_eq!(fee("koseki-tohon"), 450);
+        assert_eq!(fee("joseki-tohon"), 750);
+        let kouiki = catalog.certificate("koseki-kouiki").unwrap();
+        assert!(kouiki.in_person_only && kouiki.requesters.photo_id_required);
+        assert!(!kouiki.requesters.power_of_attorney);
+        for event in [
+            "death",
+            "move-out",
+            "move-in",
+            "relocation",
+            "birth",
+            "marriage",
+            "divorce",
+        ] {
+            assert!(catalog.life_event(event).is_some(), "{event}");
+        }
+    }
+
+    #[test]
+    fn inconsistent_catalogs_are_rejected() {
+        let text = r#"
+one_stop_category = "nope"
+[[certificates]]
+id = "x"
+name_ja = "x"
+name_en = "x"
+fee_yen = -5
+revenue_account = ""
+department = "d"
+in_person_only = true
+requesters = { power_of_attorney = true }
+[[procedures]]
+id = "p"
+name_ja = "p"
+department = "d"
+category = "unknown"
+location = "l"
+minutes = 0
+one_stop = true
+acts_for = "someone"
+[[life_events]]
+id = "death"
+name_ja = "死亡"
+rules = [{ procedure = "missing", when = ["subject.enrolment.x", "a==b"] }]
+"#;
+        let Err(CatalogError::Invalid(message)) = Catalog::parse(text, &site()) else {
+            panic!("catalog should be rejected");
+        };
+        for needle in [
+            "one_stop_category",
+            "fee_yen",
+            "revenue_account",
+            "certificates[0].requesters",
+            "unknown category unknown",
+            "minutes",
+            "acts_for",
+            "unknown procedure missing",
+            "when[1]",
+        ] {
+            assert!(message.contains(needle), "{needle}: {message}");
+        }
+    }
+}

@@ -1,0 +1,458 @@
+//! The forms service's rules, without I/O: resource names, the condition
+//! language of the catalog, the life-event navigator, checklist statuses
+//! and the checks on free text.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use madoguchi_platform::types::MunicipalityCode;
+
+use crate::catalog::{Catalog, FlagRule, LifeEvent, Procedure};
+
+/// Why a name or a condition was rejected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    /// Wrong shape.
+    #[error("must look like {0}")]
+    Shape(&'static str),
+    /// Bad municipality code.
+    #[error("municipality code: {0}")]
+    Municipality(String),
+    /// Bad condition.
+    #[error("condition {0:?}: {1}")]
+    Condition(String, &'static str),
+}
+
+/// `municipalities/{m}/offices/{o}`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct OfficeName {
+    /// The municipality.
+    pub municipality: MunicipalityCode,
+    /// Office id.
+    pub office: String,
+}
+
+impl OfficeName {
+    /// Parses an office name.
+    pub fn parse(name: &str) -> Result<Self, ParseError> {
+        const SHAPE: &str = "municipalities/{code}/offices/{office}";
+        let parts: Vec<&str> = name.split('/').collect();
+        match parts.as_slice() {
+            ["municipalities", code, "offices", office]
+                if madoguchi_platform::site::is_resource_id(office) =>
+            {
+                let municipality = MunicipalityCode::parse(code)
+                    .map_err(|e| ParseError::Municipality(e.to_string()))?;
+                Ok(Self {
+                    municipality,
+                    office: (*office).to_owned(),
+                })
+            }
+            _ => Err(ParseError::Shape(SHAPE)),
+        }
+    }
+}
+
+impl fmt::Display for OfficeName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "municipalities/{}/offices/{}",
+            self.municipality, self.office
+        )
+    }
+}
+
+/// `municipalities/{m}/offices/{o}/visits/{visit}`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct VisitName {
+    /// The office.
+    pub office: OfficeName,
+    /// Visit id (a UUID).
+    pub id: String,
+}
+
+impl VisitName {
+    /// Parses a visit name.
+    pub fn parse(name: &str) -> Result<Self, ParseError> {
+        const SHAPE: &str = "municipalities/{code}/offices/{office}/visits/{visit}";
+        let Some((office, id)) = name.rsplit_once("/visits/") else {
+            return Err(ParseError::Shape(SHAPE));
+        };
+        let office = OfficeName::parse(office).map_err(|_| ParseError::Shape(SHAPE))?;
+        if uuid::Uuid::parse_str(id).is_err() {
+            return Err(ParseError::Shape(SHAPE));
+        }
+        Ok(Self {
+            office,
+            id: id.to_owned(),
+        })
+    }
+
+    /// A child resource name of the visit.
+    pub fn child(&self, collection: &str, id: &str) -> String {
+        format!("{self}/{collection}/{id}")
+    }
+}
+
+impl fmt::Display for VisitName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/visits/{}", self.office, self.id)
+    }
+}
+
+/// A resource under a visit: `{visit}/{collection}/{id}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VisitChild {
+    /// The visit.
+    pub visit: VisitName,
+    /// Child id.
+    pub id: String,
+}
+
+impl VisitChild {
+    /// Parses `{visit}/{collection}/{id}`.
+    pub fn parse(name: &str, collection: &'static str) -> Result<Self, ParseError> {
+        let shape = match collection {
+            "items" => "…/visits/{visit}/items/{procedure}",
+            "certificateRequests" => "…/visits/{visit}/certificateRequests/{id}",
+            _ => "…/visits/{visit}/{collection}/{id}",
+        };
+        let marker = format!("/{collection}/");
+        let Some((visit, id)) = name.rsplit_once(&marker) else {
+            return Err(ParseError::Shape(shape));
+        };
+        let visit = VisitName::parse(visit).map_err(|_| ParseError::Shape(shape))?;
+        if !madoguchi_platform::site::is_resource_id(id) {
+            return Err(ParseError::Shape(shape));
+        }
+        Ok(Self {
+            visit,
+            id: id.to_owned(),
+        })
+    }
+}
+
+/// Checklist status: 未 / 済 / 対象外 / 後日.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(i16)]
+pub enum ItemStatus {
+    /// 未.
+    Pending = 1,
+    /// 済.
+    Done = 2,
+    /// 対象外.
+    NotApplicable = 3,
+    /// 後日.
+    Later = 4,
+}
+
+impl ItemStatus {
+    /// From the stored or wire number.
+    pub fn from_i32(value: i32) -> Option<Self> {
+        match value {
+            1 => Some(Self::Pending),
+            2 => Some(Self::Done),
+            3 => Some(Self::NotApplicable),
+            4 => Some(Self::Later),
+            _ => None,
+        }
+    }
+
+    /// The Japanese mark used on counters and printouts.
+    pub fn mark(self) -> &'static str {
+        match self {
+            Self::Pending => "未",
+            Self::Done => "済",
+            Self::NotApplicable => "対象外",
+            Self::Later => "後日",
+        }
+    }
+
+    /// Still open at the end of a visit.
+    pub fn is_open(self) -> bool {
+        matches!(self, Self::Pending | Self::Later)
+    }
+}
+
+/// Checks free text typed by staff: no control characters (a newline in a
+/// name would break every printed form and CSV), at most `max` characters.
+pub fn check_text(text: &str, max: usize) -> Result<(), &'static str> {
+    if text.chars().any(char::is_control) {
+        return Err("must not contain control characters");
+    }
+    if text.chars().count() > max {
+        return Err("is too long");
+    }
+    Ok(())
+}
+
+/// How a condition compares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Comparison {
+    /// The fact is present (and not `no`/`false`).
+    Holds,
+    /// The fact is absent (or `no`/`false`).
+    NotHolds,
+    /// Equal text.
+    Equals,
+    /// Different text (or absent).
+    Differs,
+    /// Integer ≥.
+    AtLeast,
+    /// Integer <.
+    Below,
+}
+
+/// One condition of a rule, e.g. `subject.enrolment.long-term-care`,
+/// `!applicant.resident`, `answer.funeral_held=yes`,
+/// `household.living_members>=2`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Condition {
+    fact: String,
+    comparison: Comparison,
+    value: String,
+}
+
+fn is_fact_key(key: &str) -> bool {
+    !key.is_empty()
+        && key.split('.').all(|part| {
+            !part.is_empty()
+                && part
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+        })
+}
+
+impl Condition {
+    /// Parses one condition.
+    pub fn parse(text: &str) -> Result<Self, ParseError> {
+        let bad = |why| ParseError::Condition(text.to_owned(), why);
+        let (fact, comparison, value) = if let Some(rest) = text.strip_prefix('!') {
+            (rest, Comparison::NotHolds, "")
+        } else if let Some((fact, value)) = text.split_once(">=") {
+            (fact, Comparison::AtLeast, value)
+        } else if let Some((fact, value)) = text.split_once("!=") {
+            (fact, Comparison::Differs, value)
+        } else if let Some((fact, value)) = text.split_once('<') {
+            (fact, Comparison::Below, value)
+        } else if let Some((fact, value)) = text.split_once('=') {
+            (fact, Comparison::Equals, value)
+        } else {
+            (text, Comparison::Holds, "")
+        };
+        if !is_fact_key(fact) {
+            return Err(bad("a fact is dot-separated lowercase words"));
+        }
+        let needs_value = !matches!(comparison, Comparison::Holds | Comparison::NotHolds);
+        if needs_value && (value.is_empty() || value.contains(['=', '<', '>', '!'])) {
+            return Err(bad("expects one value after the operator"));
+        }
+        if matches!(comparison, Comparison::AtLeast | Comparison::Below)
+            && value.parse::<i64>().is_err()
+        {
+            return Err(bad("compares with an integer"));
+        }
+        Ok(Self {
+            fact: fact.to_owned(),
+            comparison,
+            value: value.to_owned(),
+        })
+    }
+
+    /// Whether the condition holds on `facts`.
+    pub fn holds(&self, facts: &Facts) -> bool {
+        let fact = facts.0.get(&self.fact).map(String::as_str);
+        let truthy = fact.is_some_and(|v| v != "no" && v != "false");
+        let number = || fact.and_then(|v| v.parse::<i64>().ok());
+        let bound = self.value.parse::<i64>().unwrap_or(0);
+        match self.comparison {
+            Comparison::Holds => truthy,
+            Comparison::NotHolds => !truthy,
+            Comparison::Equals => fact == Some(self.value.as_str()),
+            Comparison::Differs => fact != Some(self.value.as_str()),
+            Comparison::AtLeast => number().is_some_and(|n| n >= bound),
+            Comparison::Below => number().is_some_and(|n| n < bound),
+        }
+    }
+}
+
+/// What the navigator knows: fact keys (`subject.…`, `household.…`,
+/// `applicant.…`, `answer.…`) to values; boolean facts are `"true"`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Facts(pub BTreeMap<String, String>);
+
+impl Facts {
+    /// Sets a fact.
+    pub fn set(&mut self, key: impl Into<String>, value: impl Into<String>) {
+        self.0.insert(key.into(), value.into());
+    }
+
+    /// Sets a boolean fact when `value` is true.
+    pub fn flag(&mut self, key: impl Into<String>, value: bool) {
+        if value {
+            self.0.insert(key.into(), "true".to_owned());
+        }
+    }
+
+    /// Whether every condition holds. Conditions were checked when the
+    /// catalog was loaded; an unparsable one never holds.
+    pub fn all(&self, conditions: &[String]) -> bool {
+        conditions.iter().all(|text| {
+            Condition::parse(text)
+                .map(|c| c.holds(self))
+                .unwrap_or(false)
+        })
+    }
+}
+
+/// What the navigator decided for one event.
+#[derive(Debug, Clone)]
+pub struct Navigation<'a> {
+    /// Procedures on the checklist, in rule order, each once.
+    pub procedures: Vec<&'a Procedure>,
+    /// Flags raised.
+    pub flags: Vec<&'a FlagRule>,
+}
+
+/// Evaluates a life event's rules on the facts.
+pub fn navigate<'a>(catalog: &'a Catalog, event: &'a LifeEvent, facts: &Facts) -> Navigation<'a> {
+    let mut procedures: Vec<&Procedure> = Vec::new();
+    for rule in &event.rules {
+        if facts.all(&rule.when)
+            && !procedures.iter().any(|p| p.id == rule.procedure)
+            && let Some(procedure) = catalog.procedure(&rule.procedure)
+        {
+            procedures.push(procedure);
+        }
+    }
+    let flags = event.flags.iter().filter(|f| facts.all(&f.when)).collect();
+    Navigation { procedures, flags }
+}
+
+/// Value of a person answer as the conditions see it: `applicant` when it
+/// names the visitor, `subject` when it names the event's subject,
+/// `household` for another member of the subject's household, else `other`.
+pub fn person_role(
+    person: &str,
+    applicant: &str,
+    subject: &str,
+    household_members: &[String],
+) -> &'static str {
+    if !applicant.is_empty() && person == applicant {
+        "applicant"
+    } else if person == subject {
+        "subject"
+    } else if household_members.iter().any(|m| m == person) {
+        "household"
+    } else {
+        "other"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    fn facts(pairs: &[(&str, &str)]) -> Facts {
+        Facts(
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn conditions_table() {
+        let f = facts(&[
+            ("subject.enrolment.long-term-care", "true"),
+            ("answer.funeral_held", "yes"),
+            ("answer.pension_book_found", "no"),
+            ("household.living_members", "1"),
+            ("answer.chief_mourner", "household"),
+        ]);
+        for (text, expected) in [
+            ("subject.enrolment.long-term-care", true),
+            ("subject.enrolment.pension", false),
+            ("!subject.enrolment.pension", true),
+            ("!subject.enrolment.long-term-care", false),
+            ("answer.funeral_held=yes", true),
+            ("answer.funeral_held=no", false),
+            ("answer.pension_book_found", false),
+            ("!answer.pension_book_found", true),
+            ("household.living_members>=2", false),
+            ("household.living_members>=1", true),
+            ("household.living_members<2", true),
+            ("household.missing<2", false),
+            ("answer.chief_mourner!=applicant", true),
+            ("answer.chief_mourner!=household", false),
+            ("answer.unanswered!=yes", true),
+        ] {
+            let condition = Condition::parse(text).unwrap();
+            assert_eq!(condition.holds(&f), expected, "{text}");
+        }
+    }
+
+    #[test]
+    fn bad_conditions_are_rejected() {
+        for text in [
+            "",
+            "Subject.x",
+            "a..b",
+            "a=",
+            "a>=x",
+            "a==b",
+            "a b",
+            "a<",
+            "!",
+        ] {
+            assert!(Condition::parse(text).is_err(), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn names_round_trip_and_reject_garbage() {
+        let visit =
+            "municipalities/032034/offices/main/visits/0192f0c4-7b1a-7c3e-9d2f-0123456789ab";
+        let parsed = VisitName::parse(visit).unwrap();
+        assert_eq!(parsed.to_string(), visit);
+        let item = VisitChild::parse(&format!("{visit}/items/sosaihi"), "items").unwrap();
+        assert_eq!(item.id, "sosaihi");
+        for bad in [
+            "municipalities/032035/offices/main/visits/0192f0c4-7b1a-7c3e-9d2f-0123456789ab",
+            "municipalities/032034/offices/main/visits/not-a-uuid",
+            "municipalities/032034/visits/0192f0c4-7b1a-7c3e-9d2f-0123456789ab",
+        ] {
+            assert!(VisitName::parse(bad).is_err(), "{bad}");
+        }
+        assert!(VisitChild::parse(&format!("{visit}/items/Bad Id"), "items").is_err());
+    }
+
+    #[test]
+    fn text_checks() {
+        assert!(check_text("相続手続", 100).is_ok());
+        assert!(check_text("太郎\u{0}", 100).is_err());
+        assert!(check_text("a\nb", 100).is_err());
+        assert!(check_text(&"あ".repeat(101), 100).is_err());
+    }
+
+    #[test]
+    fn person_roles() {
+        let members = vec!["r/hanako".to_owned()];
+        assert_eq!(
+            person_role("r/tsuruko", "r/tsuruko", "r/taro", &members),
+            "applicant"
+        );
+        assert_eq!(
+            person_role("r/taro", "r/tsuruko", "r/taro", &members),
+            "subject"
+        );
+        assert_eq!(
+            person_role("r/hanako", "r/tsuruko", "r/taro", &members),
+            "household"
+        );
+        assert_eq!(person_role("r/x", "", "r/taro", &members), "other");
+    }
+}

@@ -1,0 +1,95 @@
+//! The forms service: the 書かない×ワンストップ counter.
+//!
+//! - [`catalog`]: certificate kinds, procedures and life-event rules as data;
+//! - [`domain`]: names, the condition language, the navigator (no I/O);
+//! - [`facts`]: registry records → navigator facts;
+//! - [`peers`]: the identity and queue services, reached over gRPC;
+//! - [`storage`]: visits, checklists, requests, signatures (one transaction each);
+//! - [`pdf`]: printable applications and checklists with embedded CJK fonts;
+//! - [`kpi`]: counter KPIs and their CSV export;
+//! - [`grpc`]: the tonic adapter;
+//! - `FormsApp`: wiring.
+
+pub mod catalog;
+pub mod domain;
+pub mod facts;
+pub mod grpc;
+pub mod kpi;
+pub mod pdf;
+pub mod peers;
+pub mod storage;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use madoguchi_platform::clock::SharedClock;
+use madoguchi_platform::error::ServiceError;
+use madoguchi_platform::site::Site;
+use madoguchi_proto::forms::v1::forms_service_server::FormsServiceServer;
+use sea_orm::DatabaseConnection;
+
+use crate::catalog::Catalog;
+use crate::grpc::{FormsGrpc, Municipality};
+use crate::pdf::CjkFont;
+use crate::peers::Peers;
+use crate::storage::FormsStore;
+
+/// Health-check name of the forms service.
+pub const SERVICE_NAME: &str = "madoguchi.forms.v1.FormsService";
+
+/// A prepared forms service.
+#[derive(Debug, Clone)]
+pub struct FormsApp {
+    grpc: FormsGrpc,
+    store: FormsStore,
+}
+
+impl FormsApp {
+    /// Migrates the forms tables, loads `catalog.toml` beside the site file
+    /// and the CJK font (`font` or the packaged one). A missing font is not
+    /// fatal: everything but PDFs works, and rendering answers
+    /// FAILED_PRECONDITION PDF_FONT_MISSING.
+    pub async fn start(
+        db: DatabaseConnection,
+        clock: SharedClock,
+        site: &Site,
+        site_path: &Path,
+        peers: Peers,
+        font: Option<&Path>,
+    ) -> Result<Self, ServiceError> {
+        let catalog = Catalog::load_beside(site_path, site)
+            .map_err(|e| ServiceError::Internal(e.to_string()))?;
+        let store = FormsStore::new(db);
+        store.prepare().await?;
+        let font = match CjkFont::find(font) {
+            Ok(font) => Some(font),
+            Err(error) => {
+                tracing::warn!(%error, "printable documents are disabled");
+                None
+            }
+        };
+        let municipality = Municipality {
+            code: site.municipality.code.clone(),
+            name_ja: site.municipality.name_ja.clone(),
+        };
+        let grpc = FormsGrpc::new(
+            store.clone(),
+            Arc::new(catalog),
+            Arc::new(municipality),
+            peers,
+            clock,
+            font,
+        );
+        Ok(Self { grpc, store })
+    }
+
+    /// The store, for tests and tools in this workspace.
+    pub fn store(&self) -> &FormsStore {
+        &self.store
+    }
+
+    /// The tonic service, with a request size limit.
+    pub fn service(&self, max_message_bytes: usize) -> FormsServiceServer<FormsGrpc> {
+        FormsServiceServer::new(self.grpc.clone()).max_decoding_message_size(max_message_bytes)
+    }
+}
