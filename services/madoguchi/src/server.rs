@@ -27,6 +27,9 @@ pub enum ServiceSelection {
     /// Only the signage pages and API, following the queue named by
     /// `signage.queue_url` (no database of its own).
     Signage,
+    /// Only the forms service, reaching identity and queue at
+    /// `forms.identity_url` and `forms.queue_url`.
+    Forms,
 }
 
 /// A server running in this process.
@@ -80,17 +83,24 @@ pub async fn start(
         config.tokens.clone()
     };
     let (drain, draining) = drain_channel();
-    let queue = if selection == ServiceSelection::Signage {
+    // One pool per process: on SQLite its single connection serialises
+    // every service's writers, as the queue relies on.
+    let db = if selection == ServiceSelection::Signage {
         None
     } else {
-        let db = storage::connect(&config.database_url())
-            .await
-            .context("connecting to the database")?;
         Some(
-            QueueApp::start(db, clock.clone(), &site, draining.clone())
+            storage::connect(&config.database_url())
+                .await
+                .context("connecting to the database")?,
+        )
+    };
+    let queue = match &db {
+        Some(db) if matches!(selection, ServiceSelection::All | ServiceSelection::Queue) => Some(
+            QueueApp::start(db.clone(), clock.clone(), &site, draining.clone())
                 .await
                 .context("preparing the queue service")?,
-        )
+        ),
+        _ => None,
     };
     let mut health_names = Vec::new();
     let mut routes = Routes::default();
@@ -99,6 +109,28 @@ pub async fn start(
         routes = routes.add_service(queue.service(draining.clone(), config.max_message_bytes));
     }
     let addr = listener.local_addr()?;
+    if let Some(db) = db
+        .as_ref()
+        .filter(|_| matches!(selection, ServiceSelection::All | ServiceSelection::Forms))
+    {
+        let this = format!("http://{addr}");
+        let peers = madoguchi_forms::peers::Peers::new(
+            config.forms.identity_url.as_deref().unwrap_or(&this),
+            config.forms.queue_url.as_deref().unwrap_or(&this),
+        )?;
+        let forms = madoguchi_forms::FormsApp::start(
+            db.clone(),
+            clock.clone(),
+            &site,
+            &config.site,
+            peers,
+            config.forms.font.as_deref(),
+        )
+        .await
+        .context("preparing the forms service")?;
+        health_names.push(madoguchi_forms::SERVICE_NAME);
+        routes = routes.add_service(forms.service(config.max_message_bytes));
+    }
     let mut public_http_prefixes = Vec::new();
     if matches!(selection, ServiceSelection::All | ServiceSelection::Signage) {
         let options = SignageOptions::from_config(config, &site, &tokens, addr)?;

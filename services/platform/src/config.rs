@@ -77,6 +77,23 @@ pub struct ServerConfig {
     pub tokens: Vec<TokenConfig>,
     /// The signage service (`[signage]`).
     pub signage: SignageConfig,
+    /// The forms service (`[forms]`).
+    pub forms: FormsConfig,
+}
+
+/// Settings of the forms service; the defaults fit the one-process mode.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FormsConfig {
+    /// The identity service, e.g. `http://identity:50051`. Unset means this
+    /// process. The caller's bearer token is forwarded to it.
+    pub identity_url: Option<String>,
+    /// The queue service, e.g. `http://queue:50051`. Unset means this
+    /// process.
+    pub queue_url: Option<String>,
+    /// The CJK TrueType font for PDFs. Unset means IPAex Gothic from
+    /// Debian's `fonts-ipaexfont-gothic` (`scripts/fonts.sh`).
+    pub font: Option<PathBuf>,
 }
 
 /// Settings of the signage service; every one has a working default for
@@ -114,6 +131,7 @@ impl Default for ServerConfig {
             max_message_bytes: 1024 * 1024,
             tokens: Vec::new(),
             signage: SignageConfig::default(),
+            forms: FormsConfig::default(),
         }
     }
 }
@@ -152,7 +170,9 @@ impl ServerConfig {
     /// `MADOGUCHI_LISTEN`, `MADOGUCHI_DATA_DIR`, `MADOGUCHI_DATABASE_URL`,
     /// `MADOGUCHI_SITE`, and for signage `MADOGUCHI_PUBLIC_URL`,
     /// `MADOGUCHI_SIGNAGE_SECRET`, `MADOGUCHI_SIGNAGE_QUEUE_URL`,
-    /// `MADOGUCHI_SIGNAGE_QUEUE_TOKEN`.
+    /// `MADOGUCHI_SIGNAGE_QUEUE_TOKEN`, and for forms
+    /// `MADOGUCHI_FORMS_IDENTITY_URL`, `MADOGUCHI_FORMS_QUEUE_URL`,
+    /// `MADOGUCHI_CJK_FONT`.
     pub fn load(file: Option<&Path>, env: &dyn Environment) -> Result<Self, ConfigError> {
         let mut config = match file {
             Some(path) => {
@@ -193,6 +213,15 @@ impl ServerConfig {
         }
         if let Some(token) = env.var("MADOGUCHI_SIGNAGE_QUEUE_TOKEN") {
             config.signage.queue_token = Some(SecretString::from(token));
+        }
+        if let Some(url) = env.var("MADOGUCHI_FORMS_IDENTITY_URL") {
+            config.forms.identity_url = Some(url);
+        }
+        if let Some(url) = env.var("MADOGUCHI_FORMS_QUEUE_URL") {
+            config.forms.queue_url = Some(url);
+        }
+        if let Some(font) = env.var("MADOGUCHI_CJK_FONT") {
+            config.forms.font = Some(PathBuf::from(font));
         }
         Ok(config)
     }
