@@ -45,6 +45,20 @@ pub mod madoguchi {
         }
     }
 
+    /// `madoguchi.gateway.v1`: the API an edge gateway serves to kiosks.
+    pub mod gateway {
+        /// Version 1.
+        pub mod v1 {
+            #![allow(
+                missing_docs,
+                missing_debug_implementations,
+                unused_qualifications,
+                clippy::all
+            )]
+            include!(concat!(env!("OUT_DIR"), "/madoguchi.gateway.v1.rs"));
+        }
+    }
+
     /// `madoguchi.signage.v1`: call boards routing, ticket status URLs and
     /// the floor guide.
     pub mod signage {
@@ -92,6 +106,7 @@ pub mod madoguchi {
 }
 
 pub use madoguchi::forms;
+pub use madoguchi::gateway;
 pub use madoguchi::identity;
 pub use madoguchi::queue;
 pub use madoguchi::signage;

@@ -1,0 +1,378 @@
+//! The gateway's configuration file (TOML): which cluster to talk to and
+//! as whom, where the local state lives, and which serial devices it owns
+//! and what each serves (kiosk K1's printer and button panel, the RS-485
+//! line of the call boards).
+//!
+//! ```toml
+//! state = ".data/gateway.db"
+//!
+//! [cluster]
+//! endpoint = "http://127.0.0.1:50051"
+//! office = "municipalities/032034/offices/main"
+//! token = "…"                       # a `device` token; or token_file
+//!
+//! [[kiosks]]
+//! id = "k1"
+//! heading = "大船渡市役所"
+//! printer = { path = "/dev/ttyUSB0", baud = 19200 }
+//! panel = { path = "/dev/ttyUSB1", baud = 9600 }
+//! buttons = { 1 = "certificates", 2 = "life-events" }
+//!
+//! [[board_lines]]
+//! id = "rs485-1f"                   # matches `line` in the signage site file
+//! port = { path = "/dev/ttyUSB2", baud = 9600 }
+//! units = [1, 2, 3, 4, 5]
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use secrecy::SecretString;
+use serde::Deserialize;
+
+use crate::serial::PortConfig;
+
+/// The whole file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayConfig {
+    /// The local SQLite file: watch position, number leases, offline outbox.
+    #[serde(default = "default_state")]
+    pub state: PathBuf,
+    /// The cluster.
+    pub cluster: ClusterConfig,
+    /// Kiosks this gateway drives.
+    #[serde(default)]
+    pub kiosks: Vec<KioskConfig>,
+    /// RS-485 lines of call boards.
+    #[serde(default)]
+    pub board_lines: Vec<BoardLineConfig>,
+    /// Where the local `KioskService` listens (touch-screen kiosks), e.g.
+    /// `127.0.0.1:50061`; unset for none.
+    #[serde(default)]
+    pub kiosk_listen: Option<std::net::SocketAddr>,
+    /// Timers; the defaults suit a floor.
+    #[serde(default)]
+    pub timing: Timing,
+}
+
+fn default_state() -> PathBuf {
+    PathBuf::from(".data/gateway.db")
+}
+
+/// How to reach the cluster.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// `http://host:port` (or `https://` with `tls`).
+    pub endpoint: String,
+    /// Resource name of the office this floor belongs to.
+    pub office: String,
+    /// A bearer token of role `device`.
+    #[serde(default)]
+    pub token: Option<SecretString>,
+    /// Or a `credentials.toml` written by `madoguchi serve`, whose
+    /// `device` token is used.
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
+    /// TLS material for `https://` endpoints.
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
+    /// How long one unary call may take before the gateway treats the
+    /// cluster as unreachable (and a kiosk prints offline).
+    #[serde(default = "default_call_timeout", with = "millis")]
+    pub call_timeout: Duration,
+}
+
+fn default_call_timeout() -> Duration {
+    Duration::from_millis(1500)
+}
+
+/// TLS to the cluster: the CA that signs the server's certificate and,
+/// for mutual TLS, this gateway's certificate and key (PEM files).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// CA certificate (PEM).
+    pub ca: PathBuf,
+    /// Client certificate (PEM), for mutual TLS.
+    #[serde(default)]
+    pub cert: Option<PathBuf>,
+    /// Client key (PEM), for mutual TLS.
+    #[serde(default)]
+    pub key: Option<PathBuf>,
+    /// Server name to verify, when it differs from the endpoint's host.
+    #[serde(default)]
+    pub domain: Option<String>,
+}
+
+/// One ticket kiosk: its printer, its optional button panel, and which
+/// category each button issues.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KioskConfig {
+    /// Kiosk id, e.g. `k1`: 1-20 lowercase letters, digits or hyphens.
+    pub id: String,
+    /// First line printed on tickets.
+    #[serde(default = "default_heading")]
+    pub heading: String,
+    /// The ESC/POS printer.
+    pub printer: PortConfig,
+    /// The serial button panel, if the kiosk has one.
+    #[serde(default)]
+    pub panel: Option<PortConfig>,
+    /// Button number → category id of the office.
+    #[serde(default)]
+    pub buttons: BTreeMap<u8, String>,
+    /// Numbers leased per category for offline printing.
+    #[serde(default = "default_lease_size")]
+    pub lease_size: u32,
+}
+
+fn default_heading() -> String {
+    "整理券".to_owned()
+}
+
+fn default_lease_size() -> u32 {
+    20
+}
+
+/// One RS-485 line with call boards.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BoardLineConfig {
+    /// Line id as named by the signage site file's boards (`line`).
+    pub id: String,
+    /// The serial port.
+    pub port: PortConfig,
+    /// Modbus unit ids of the boards on the line (the signage routing
+    /// says which counter each one shows). Only these are polled: a
+    /// missing unit would cost a timeout on every poll of the line.
+    pub units: Vec<u8>,
+}
+
+/// Timers of the link.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Timing {
+    /// First reconnect delay.
+    #[serde(default = "default_backoff_initial", with = "millis")]
+    pub backoff_initial: Duration,
+    /// Longest reconnect delay.
+    #[serde(default = "default_backoff_max", with = "millis")]
+    pub backoff_max: Duration,
+    /// How often leases are topped up and the outbox retried.
+    #[serde(default = "default_housekeeping", with = "millis")]
+    pub housekeeping: Duration,
+    /// How often device health is re-sent when nothing changed.
+    #[serde(default = "default_health", with = "millis")]
+    pub health_interval: Duration,
+}
+
+fn default_backoff_initial() -> Duration {
+    Duration::from_millis(200)
+}
+fn default_backoff_max() -> Duration {
+    Duration::from_secs(15)
+}
+fn default_housekeeping() -> Duration {
+    Duration::from_secs(5)
+}
+fn default_health() -> Duration {
+    Duration::from_secs(60)
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Self {
+            backoff_initial: default_backoff_initial(),
+            backoff_max: default_backoff_max(),
+            housekeeping: default_housekeeping(),
+            health_interval: default_health(),
+        }
+    }
+}
+
+mod millis {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        u64::deserialize(d).map(Duration::from_millis)
+    }
+}
+
+/// Why a configuration is unusable.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file cannot be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for this schema.
+    #[error("{path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message.
+        message: String,
+    },
+    /// A value is out of range.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl GatewayConfig {
+    /// Reads and checks a configuration file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(&text).map_err(|e| match e {
+            ConfigError::Parse { message, .. } => ConfigError::Parse {
+                path: path.to_owned(),
+                message,
+            },
+            other => other,
+        })
+    }
+
+    /// Parses and checks configuration text.
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
+        let config: Self = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: PathBuf::new(),
+            message: e.to_string(),
+        })?;
+        config.check()?;
+        Ok(config)
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        if self.cluster.token.is_none() && self.cluster.token_file.is_none() {
+            return Err(ConfigError::Invalid(
+                "cluster: set token or token_file".into(),
+            ));
+        }
+        let mut ids = std::collections::HashSet::new();
+        for kiosk in &self.kiosks {
+            let valid = !kiosk.id.is_empty()
+                && kiosk.id.len() <= 20
+                && kiosk
+                    .id
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+            if !valid {
+                return Err(ConfigError::Invalid(format!(
+                    "kiosk id {:?}: 1-20 lowercase letters, digits or hyphens",
+                    kiosk.id
+                )));
+            }
+            if !ids.insert(kiosk.id.clone()) {
+                return Err(ConfigError::Invalid(format!(
+                    "kiosk id {:?} appears twice",
+                    kiosk.id
+                )));
+            }
+            if !(1..=100).contains(&kiosk.lease_size) {
+                return Err(ConfigError::Invalid(format!(
+                    "kiosk {}: lease_size must be 1..=100",
+                    kiosk.id
+                )));
+            }
+        }
+        for line in &self.board_lines {
+            if line.units.is_empty() || line.units.iter().any(|u| !(1..=247).contains(u)) {
+                return Err(ConfigError::Invalid(format!(
+                    "board line {}: units must list Modbus ids 1..=247",
+                    line.id
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The bearer token: inline, or the `device` token of a credentials file.
+    pub fn token(&self) -> Result<SecretString, ConfigError> {
+        if let Some(token) = &self.cluster.token {
+            return Ok(token.clone());
+        }
+        let Some(path) = &self.cluster.token_file else {
+            return Err(ConfigError::Invalid("no token configured".into()));
+        };
+        #[derive(Deserialize)]
+        struct Credentials {
+            tokens: Vec<Entry>,
+        }
+        #[derive(Deserialize)]
+        struct Entry {
+            token: SecretString,
+            role: String,
+        }
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        let credentials: Credentials = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+        credentials
+            .tokens
+            .into_iter()
+            .find(|t| t.role == "device")
+            .map(|t| t.token)
+            .ok_or_else(|| {
+                ConfigError::Invalid(format!("{}: no token of role device", path.display()))
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_floor_and_refuses_mistakes() {
+        let text = r#"
+            [cluster]
+            endpoint = "http://127.0.0.1:50051"
+            office = "municipalities/032034/offices/main"
+            token = "secret"
+
+            [[kiosks]]
+            id = "k1"
+            printer = { path = "/dev/ttyUSB0", baud = 19200 }
+            buttons = { 1 = "certificates", 2 = "life-events" }
+
+            [[board_lines]]
+            id = "rs485-1f"
+            port = { path = "/dev/ttyUSB2" }
+            units = [1, 2, 3]
+        "#;
+        let config = GatewayConfig::parse(text).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            config.kiosks[0].buttons.get(&2).map(String::as_str),
+            Some("life-events")
+        );
+        assert_eq!(config.kiosks[0].lease_size, 20);
+        assert_eq!(config.board_lines[0].port.baud, 9600);
+        assert!(
+            !format!("{config:?}").contains("secret"),
+            "tokens never print"
+        );
+
+        let no_token = text.replace("token = \"secret\"", "");
+        assert!(GatewayConfig::parse(&no_token).is_err());
+        let bad_id = text.replace("id = \"k1\"", "id = \"K 1\"");
+        assert!(GatewayConfig::parse(&bad_id).is_err());
+        let typo = text.replace("buttons", "buttonz");
+        assert!(GatewayConfig::parse(&typo).is_err());
+    }
+}

@@ -1,0 +1,157 @@
+//! The simulated floor (`madoguchi-gateway --simulate`): every device of a
+//! gateway configuration is replaced by its simulator on a pseudo-terminal,
+//! speaking the real protocol, so a newcomer sees tickets printed (as text)
+//! and call boards change without any hardware. The gateway itself runs
+//! unchanged on the other end of each pty.
+
+use std::collections::HashMap;
+
+use madoguchi_platform::clock::SharedClock;
+use tokio::io::AsyncBufReadExt;
+
+use crate::app::{Overrides, RunningGateway, start};
+use crate::config::GatewayConfig;
+use crate::devices::board::sim as board_sim;
+use crate::devices::panel::sim as panel_sim;
+use crate::devices::printer::sim as printer_sim;
+use crate::serial::{Connector, pty_pair};
+
+/// The simulators of a floor.
+#[derive(Debug, Default)]
+pub struct Simulators {
+    /// Kiosk id → printer simulator.
+    pub printers: HashMap<String, printer_sim::PrinterSimHandle>,
+    /// Kiosk id → button panel simulator.
+    pub panels: HashMap<String, panel_sim::PanelSimHandle>,
+    /// Line id → board line simulator.
+    pub lines: HashMap<String, board_sim::BoardSimHandle>,
+}
+
+/// Creates a simulator for every device of `config` and starts the gateway
+/// wired to them.
+pub async fn start_simulated(
+    config: &GatewayConfig,
+    clock: SharedClock,
+) -> anyhow::Result<(RunningGateway, Simulators)> {
+    let mut overrides = Overrides::default();
+    let mut sims = Simulators::default();
+    for kiosk in &config.kiosks {
+        let (gateway_end, device_end) = pty_pair()?;
+        sims.printers
+            .insert(kiosk.id.clone(), printer_sim::spawn(device_end));
+        overrides.printers.insert(
+            kiosk.id.clone(),
+            Connector::once(format!("simulated printer {}", kiosk.id), gateway_end),
+        );
+        if kiosk.panel.is_some() {
+            let (gateway_end, device_end) = pty_pair()?;
+            sims.panels.insert(
+                kiosk.id.clone(),
+                panel_sim::spawn(device_end, std::time::Duration::from_millis(500)),
+            );
+            overrides.panels.insert(
+                kiosk.id.clone(),
+                Connector::once(format!("simulated panel {}", kiosk.id), gateway_end),
+            );
+        }
+    }
+    for line in &config.board_lines {
+        let (gateway_end, device_end) = pty_pair()?;
+        sims.lines.insert(
+            line.id.clone(),
+            board_sim::spawn(device_end, line.units.iter().copied()),
+        );
+        overrides.lines.insert(
+            line.id.clone(),
+            Connector::once(format!("simulated line {}", line.id), gateway_end),
+        );
+    }
+    let gateway = start(config, clock, overrides).await?;
+    Ok((gateway, sims))
+}
+
+/// Runs the simulated floor in the terminal until `shutdown`: prints every
+/// ticket and board change, and turns a typed button number (and Enter)
+/// into a press on the first kiosk's panel.
+pub async fn run_in_terminal(
+    config: &GatewayConfig,
+    clock: SharedClock,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let (gateway, sims) = start_simulated(config, clock).await?;
+    let mut printed_seen: HashMap<String, usize> = HashMap::new();
+    let mut shown: HashMap<(String, u8), String> = HashMap::new();
+    if let Some(kiosk) = config.kiosks.first() {
+        println!(
+            "simulated floor: kiosk {} — type a button number and Enter:",
+            kiosk.id
+        );
+        for (button, category) in &kiosk.buttons {
+            println!("  {button}: {category}");
+        }
+    }
+    let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(100));
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            line = lines.next_line() => {
+                let Ok(Some(line)) = line else { continue };
+                let Some((_, panel)) = sims.panels.iter().next() else { continue };
+                match line.trim().parse::<u8>() {
+                    Ok(button) => { panel.press(button); }
+                    Err(_) => println!("type a button number"),
+                }
+            }
+            _ = tick.tick() => {
+                for (kiosk, printer) in &sims.printers {
+                    let printed = printer.printed();
+                    let seen = printed_seen.entry(kiosk.clone()).or_default();
+                    for ticket in &printed[*seen..] {
+                        println!("──── kiosk {kiosk} printed ────\n{}", ticket.render_text());
+                    }
+                    *seen = printed.len();
+                }
+                for (line_id, line) in &sims.lines {
+                    for unit in config
+                        .board_lines
+                        .iter()
+                        .filter(|l| &l.id == line_id)
+                        .flat_map(|l| l.units.iter().copied())
+                    {
+                        let Some(view) = line.view(unit) else { continue };
+                        let text = board_text(&view);
+                        let key = (line_id.clone(), unit);
+                        if shown.get(&key) != Some(&text) {
+                            println!("board {line_id}/{unit}: {text}");
+                            shown.insert(key, text);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    gateway.shutdown().await;
+    Ok(())
+}
+
+/// What a simulated board shows, as text: `A012`, or `(blank)`; `(off)`
+/// while it has no power.
+fn board_text(view: &board_sim::BoardView) -> String {
+    if !view.powered {
+        return "(off)".into();
+    }
+    match view.display.number {
+        None => "(blank)".into(),
+        Some(n) => format!(
+            "{}{n:03}{}",
+            view.display.prefix.map(String::from).unwrap_or_default(),
+            if view.display.blink {
+                " (blinking)"
+            } else {
+                ""
+            }
+        ),
+    }
+}
