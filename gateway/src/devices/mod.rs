@@ -8,8 +8,10 @@
 //!
 //! * [`printer`] — ESC/POS ticket printer;
 //! * [`board`] — Modbus RTU 7-segment call boards on one RS-485 line;
-//! * [`panel`] — the kiosk button panel's line protocol.
+//! * [`panel`] — the kiosk button panel's line protocol;
+//! * [`terminal`] — payment terminal, ZVT serial framing.
 
 pub mod board;
 pub mod panel;
 pub mod printer;
+pub mod terminal;
