@@ -13,7 +13,7 @@
 //!
 //! The panel numbers each press per button and resends a press until it is
 //! acknowledged, so the gateway deduplicates by `(button, counter)`; a hello
-//! starts a new counter space. Example: `P,2,17*4A\n`.
+//! starts a new counter space. Example: `P,2,17*64\n`.
 
 use std::fmt::Write as _;
 
