@@ -30,6 +30,9 @@ pub enum ServiceSelection {
     /// Only the forms service, reaching identity and queue at
     /// `forms.identity_url` and `forms.queue_url`.
     Forms,
+    /// Only the identity service (residents, 本人確認, proxies, card reads,
+    /// the audited My Number).
+    Identity,
 }
 
 /// A server running in this process.
@@ -107,6 +110,29 @@ pub async fn start(
     if let Some(queue) = &queue {
         health_names.push(madoguchi_queue::SERVICE_NAME);
         routes = routes.add_service(queue.service(draining.clone(), config.max_message_bytes));
+    }
+    if let Some(db) = db
+        .as_ref()
+        .filter(|_| matches!(selection, ServiceSelection::All | ServiceSelection::Identity))
+    {
+        // The My Number key: MADOGUCHI_IDENTITY_KEY, else a generated key
+        // kept in the data directory (see madoguchi_identity::config).
+        let key = madoguchi_identity::config::load_key(
+            &madoguchi_platform::config::ProcessEnvironment,
+            &config.data_dir,
+        )
+        .context("loading the my number key")?;
+        let identity = madoguchi_identity::IdentityApp::start(
+            db.clone(),
+            clock.clone(),
+            &config.site,
+            &site.municipality.code,
+            &key,
+        )
+        .await
+        .context("preparing the identity service")?;
+        health_names.push(madoguchi_identity::SERVICE_NAME);
+        routes = routes.add_service(identity.service(config.max_message_bytes));
     }
     let addr = listener.local_addr()?;
     if let Some(db) = db
