@@ -111,10 +111,12 @@ pub async fn start(
         health_names.push(madoguchi_queue::SERVICE_NAME);
         routes = routes.add_service(queue.service(draining.clone(), config.max_message_bytes));
     }
-    if let Some(db) = db
-        .as_ref()
-        .filter(|_| matches!(selection, ServiceSelection::All | ServiceSelection::Identity))
-    {
+    if let Some(db) = db.as_ref().filter(|_| {
+        matches!(
+            selection,
+            ServiceSelection::All | ServiceSelection::Identity
+        )
+    }) {
         // The My Number key: MADOGUCHI_IDENTITY_KEY, else a generated key
         // kept in the data directory (see madoguchi_identity::config).
         let key = madoguchi_identity::config::load_key(
