@@ -140,6 +140,20 @@ pub async fn spawn(options: Spawn) -> TestServer {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let site_path = dir.path().join("site.toml");
     std::fs::write(&site_path, &options.site).unwrap_or_else(|e| panic!("{e}"));
+    // The services read their data files beside the site file: the forms
+    // catalog, the identity rules and registry sample, the signage data.
+    let sample = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../sites/ofunato");
+    for file in [
+        "catalog.toml",
+        "identity.toml",
+        "residents.csv",
+        "signage.toml",
+    ] {
+        if sample.join(file).exists() {
+            std::fs::copy(sample.join(file), dir.path().join(file))
+                .unwrap_or_else(|e| panic!("{file}: {e}"));
+        }
+    }
     let database_url = match options.backend {
         Backend::Sqlite => format!("sqlite://{}?mode=rwc", dir.path().join("test.db").display()),
         Backend::Postgres => fresh_postgres_database().await,

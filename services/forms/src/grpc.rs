@@ -1074,7 +1074,10 @@ impl FormsGrpc {
                 i.procedure.as_ref().is_some_and(|p| p.signature)
                     && i.signature.is_empty()
                     && i.visitor_may_do
-                    && item_status(i) != ItemStatus::NotApplicable
+                    // Only what is filed here today: not 対象外 or 後日,
+                    // and not a procedure of an outside office.
+                    && matches!(item_status(i), ItemStatus::Pending | ItemStatus::Done)
+                    && i.procedure.as_ref().is_some_and(|p| !p.category.is_empty())
             })
             .cloned()
             .collect();
