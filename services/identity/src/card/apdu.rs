@@ -181,4 +181,16 @@ mod tests {
         assert_eq!(Response::parse(&[0x63, 0xC2]).map(|r| r.sw), Some(0x63C2));
         assert_eq!(Response::parse(&[0x90]), None);
     }
+
+    proptest::proptest! {
+        /// Any bytes from a reader or a client parse or are refused; a
+        /// parsed command encodes back to the same bytes.
+        #[test]
+        fn arbitrary_apdus(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..300)) {
+            if let Some(command) = Command::parse(&bytes) {
+                proptest::prop_assert_eq!(command.to_bytes(), bytes.clone());
+            }
+            let _ = Response::parse(&bytes);
+        }
+    }
 }

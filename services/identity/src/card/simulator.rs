@@ -291,4 +291,38 @@ mod tests {
             Err(crate::card::ReaderError::Transport(_))
         ));
     }
+
+    /// A card that answers garbage: the reader reports an error, never
+    /// panics and never returns a face.
+    struct Garbage(Vec<Vec<u8>>);
+
+    impl CardTransport for Garbage {
+        fn transmit(&mut self, _command: &[u8]) -> Result<Vec<u8>, crate::card::TransportError> {
+            Ok(self.0.pop().unwrap_or_default())
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn garbage_answers_are_errors_not_panics(
+            answers in proptest::collection::vec(proptest::collection::vec(proptest::num::u8::ANY, 0..40), 0..12)
+        ) {
+            let mut reader = KenhojoReader::new(Garbage(answers));
+            let _ = reader.read("1234");
+        }
+
+        /// Any PIN other than the right one costs exactly one try.
+        #[test]
+        fn wrong_pins_cost_one_try(pin in "[0-9]{4}") {
+            let mut card = SimulatedCard::new(&face(), "1234");
+            let result = KenhojoReader::new(&mut card).read(&pin);
+            if pin == "1234" {
+                proptest::prop_assert!(matches!(result, Ok(Ok(_))));
+                proptest::prop_assert_eq!(card.tries_left(), 3);
+            } else {
+                proptest::prop_assert_eq!(result, Ok(Err(CardRefusal::WrongPin { remaining: 2 })));
+                proptest::prop_assert_eq!(card.tries_left(), 2);
+            }
+        }
+    }
 }

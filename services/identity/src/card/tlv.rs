@@ -145,4 +145,27 @@ mod tests {
             Ok(1)
         );
     }
+
+    proptest::proptest! {
+        /// Arbitrary card bytes never panic the parser, and what parses
+        /// re-encodes to the bytes it came from when they were minimal.
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..600)) {
+            let _ = parse_all(&bytes);
+            let _ = header(&bytes);
+            if let Ok((element, rest)) = parse(&bytes) {
+                proptest::prop_assert!(element.value.len() + rest.len() < bytes.len());
+            }
+        }
+
+        #[test]
+        fn encode_then_parse(tag in proptest::sample::select(vec![0x10u32, 0xDF22, 0xFF20, 0xC1]),
+                             value in proptest::collection::vec(proptest::num::u8::ANY, 0..400)) {
+            let encoded = encode(tag, &value);
+            let (element, rest) = parse(&encoded).map_err(|e| proptest::test_runner::TestCaseError::fail(e.to_string()))?;
+            proptest::prop_assert_eq!(element.tag, tag);
+            proptest::prop_assert_eq!(element.value, value.as_slice());
+            proptest::prop_assert!(rest.is_empty());
+        }
+    }
 }
