@@ -297,7 +297,7 @@ mod tests {
     struct Garbage(Vec<Vec<u8>>);
 
     impl CardTransport for Garbage {
-        fn transmit(&mut self, _command: &[u8]) -> Result<Vec<u8>, crate::card::TransportError> {
+        fn transmit(&mut self, _command: &[u8]) -> Result<Vec<u8>, TransportError> {
             Ok(self.0.pop().unwrap_or_default())
         }
     }
