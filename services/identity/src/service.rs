@@ -490,7 +490,6 @@ impl Identity {
         visit: &str,
         purpose: &str,
     ) -> Result<pb::MyNumberReading, ServiceError> {
-        let (row, _) = self.card_read(name).await?;
         let read_name = name.to_string();
         let deny = |detail: &'static str| {
             self.audit_row(
@@ -502,6 +501,10 @@ impl Identity {
                 purpose,
                 detail,
             )
+        };
+        let Some(row) = self.store.card_read(&read_name).await? else {
+            self.store.insert_audit(deny("no such card read")).await?;
+            return Err(ServiceError::not_found("card read", read_name));
         };
         if !self.handlers.iter().any(|h| h == &principal.subject) {
             self.store

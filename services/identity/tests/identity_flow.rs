@@ -446,6 +446,16 @@ async fn number_kept_only_when_needed(backend: Backend) {
         .await
         .expect_err("other visit");
     assert_eq!(status.code(), Code::InvalidArgument);
+    // A read of a card read that does not exist is refused and audited.
+    let status = handler
+        .read_my_number(pb::ReadMyNumberRequest {
+            card_read: "municipalities/032034/cardReads/nope".into(),
+            visit: VISIT.into(),
+            purpose: "kouki-soushitsu".into(),
+        })
+        .await
+        .expect_err("no such card read");
+    assert_eq!(status.code(), Code::NotFound);
     let audit = handler
         .list_audit_events(pb::ListAuditEventsRequest {
             parent: OFUNATO.into(),
@@ -461,9 +471,11 @@ async fn number_kept_only_when_needed(backend: Backend) {
         [
             A::MyNumberReadDenied as i32,
             A::MyNumberReadDenied as i32,
+            A::MyNumberReadDenied as i32,
             A::MyNumberDiscarded as i32
         ]
     );
+    assert_eq!(audit.audit_events[0].detail, "no such card read");
     server.stop().await;
 }
 
