@@ -5,7 +5,8 @@
 
 const parts = location.pathname.split('/'); // ['', 'signage', 't', office, ticket, token]
 const feedUrl = `/signage/api/t/${parts[3]}/${parts[4]}/${parts[5]}/feed`;
-let lang = navigator.language && !navigator.language.startsWith('ja') ? 'en' : 'ja';
+// Japanese first, as on the printed ticket; one tap switches to English.
+let lang = 'ja';
 let view = null;
 
 const MESSAGES = {

@@ -1,0 +1,394 @@
+//! The signage pages in a real headless Chromium (Debian's, through
+//! chromedriver), on SQLite and PostgreSQL: calls reach the TV display and
+//! the time from the call to the text appearing is measured; a display
+//! whose server stops shows the offline banner and, once the server is
+//! back, shows the calls it missed exactly once; the ticket status page
+//! follows the tickets ahead; the floor guide finds the counter from a
+//! kana query. Screenshots are written to `target/tmp/signage-screenshots`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod signage_support;
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use madoguchi_e2e::{Backend, OFFICE, on_both_backends};
+use madoguchi_platform::auth::Role;
+use madoguchi_proto::signage::v1 as spb;
+use signage_support::*;
+
+on_both_backends!(
+    display_shows_each_call_and_measures_call_to_text_latency,
+    display_shows_offline_banner_and_catches_up_on_missed_calls_once,
+    status_page_follows_the_tickets_ahead,
+    floor_guide_finds_the_counter_by_kana,
+);
+
+/// Calls measured per run; the p99 of 100 samples is the 99th value.
+const MEASURED_CALLS: usize = 100;
+
+fn backend_name(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Sqlite => "sqlite",
+        Backend::Postgres => "postgres",
+    }
+}
+
+fn epoch_ms() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+        * 1000.0
+}
+
+/// Installs an observer that records, per number, the wall-clock time
+/// (ms since the epoch, the same clock as the test's) at which a
+/// "now calling" card with that number first appears.
+const RECORD_APPEARANCES: &str = r#"
+    window.__appeared = window.__appeared || {};
+    const record = () => {
+      for (const card of document.querySelectorAll('#calling .call[data-number]')) {
+        const n = card.dataset.number;
+        if (!(n in window.__appeared)) window.__appeared[n] = performance.timeOrigin + performance.now();
+      }
+    };
+    record();
+    new MutationObserver(record).observe(document.getElementById('calling'), { childList: true, subtree: true });
+    return true;
+"#;
+
+/// Resolves with the recorded appearance time of `number`, waiting for it.
+const APPEARANCE_OF: &str = r#"
+    const [number, done] = arguments;
+    if (number in window.__appeared) return done(window.__appeared[number]);
+    const obs = new MutationObserver(() => {
+      if (number in window.__appeared) { obs.disconnect(); done(window.__appeared[number]); }
+    });
+    obs.observe(document.getElementById('calling'), { childList: true, subtree: true });
+"#;
+
+async fn display_shows_each_call_and_measures_call_to_text_latency(backend: Backend) {
+    let floor = spawn_all(backend).await;
+    let mut staff = floor.queue(Role::Staff).await;
+    let page = chromium(1920, 1080).await;
+    page.browser
+        .goto(&format!("{}/signage/offices/main/display", floor.base()))
+        .await
+        .unwrap();
+    page.wait_for_text("#office", "大船渡市役所").await;
+    page.browser
+        .execute(RECORD_APPEARANCES, vec![])
+        .await
+        .unwrap();
+
+    // Warm-up call (first paint of a card, first queries), not measured.
+    let mut previous = None;
+    let mut latencies = Vec::with_capacity(MEASURED_CALLS);
+    for round in 0..=MEASURED_CALLS {
+        if let Some(ticket) = previous.take() {
+            serve_and_finish(&mut staff, &ticket).await;
+        }
+        issue_ticket(&mut staff, "certificates").await;
+        let sent = epoch_ms();
+        let called = call_next(&mut staff, "1").await;
+        let appeared = page
+            .wait_in_page(APPEARANCE_OF, vec![shown(&called).into()])
+            .await
+            .as_f64()
+            .unwrap();
+        if round > 0 {
+            latencies.push(appeared - sent);
+        }
+        previous = Some(called);
+    }
+    // The card shows the number, the counter and the colours of the site.
+    let card = page
+        .browser
+        .execute(
+            "const c = document.querySelector('#calling .call'); \
+             return [c.dataset.number, c.querySelector('.counter').textContent, getComputedStyle(c).borderLeftColor];",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(card[0], shown(previous.as_ref().unwrap()));
+    assert!(card[1].as_str().unwrap().starts_with('1'), "{card}");
+    assert_eq!(card[2], "rgb(232, 131, 58)", "certificates orange #E8833A");
+    // The announcement of the newest call is queued, never lost; the text
+    // is Japanese and English.
+    page.wait_for_text("#announcement", "番窓口へお越しください")
+        .await;
+    page.screenshot(&format!("display-1920x1080-{}", backend_name(backend)))
+        .await;
+
+    latencies.sort_by(f64::total_cmp);
+    println!(
+        "call → text on the display ({}, headless Chromium, {} calls): p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        backend_name(backend),
+        latencies.len(),
+        percentile(&latencies, 50.0),
+        percentile(&latencies, 90.0),
+        percentile(&latencies, 99.0),
+        percentile(&latencies, 100.0),
+    );
+    assert_eq!(latencies.len(), MEASURED_CALLS, "every call appeared");
+    page.close().await;
+    floor.stop().await;
+}
+
+async fn display_shows_offline_banner_and_catches_up_on_missed_calls_once(backend: Backend) {
+    // The queue in one process, the signage pages in another (the cluster
+    // shape), so the signage server can stop while calls go on.
+    let queue = spawn_all(backend).await;
+    let signage = spawn_signage(&queue, "127.0.0.1:0".parse().unwrap()).await;
+    let mut staff = queue.queue(Role::Staff).await;
+    let page = chromium(1920, 1080).await;
+    page.browser
+        .goto(&format!("{}/signage/offices/main/display", signage.base()))
+        .await
+        .unwrap();
+    page.wait_for_text("#office", "大船渡市役所").await;
+
+    let mut called = Vec::new();
+    for _ in 0..5 {
+        issue_ticket(&mut staff, "certificates").await;
+    }
+    called.push(call_next(&mut staff, "1").await);
+    page.wait_for_text("#recent", &shown(&called[0])).await;
+    page.wait_for_body_class("offline", false).await;
+
+    // The signage server goes away: the banner shows.
+    let addr = signage.stop().await;
+    page.wait_for_body_class("offline", true).await;
+    let banner_visible = page
+        .browser
+        .execute(
+            "return getComputedStyle(document.querySelector('.offline-banner')).display !== 'none';",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(banner_visible, true);
+    page.screenshot(&format!("display-offline-{}", backend_name(backend)))
+        .await;
+
+    // Calls made while it is away.
+    for counter in ["1", "2", "4"] {
+        if counter == "1" {
+            serve_and_finish(&mut staff, &called[0]).await;
+        }
+        if counter == "4" {
+            // Counter 4 serves insurance; give it somebody.
+            issue_ticket(&mut staff, "insurance-pension").await;
+        }
+        called.push(call_next(&mut staff, counter).await);
+    }
+    let newest = last_sequence(&mut staff).await;
+
+    // Back on the same address: the display reconnects by itself and shows
+    // each missed call once, in order.
+    let signage = spawn_signage(&queue, addr).await;
+    page.wait_for_body_class("offline", false).await;
+    let last = shown(called.last().unwrap());
+    page.wait_for_text("#recent", &last).await;
+    let state = page
+        .browser
+        .execute(
+            "return [recent.map((c) => c.number), lastSequence, announcements.length + (speaking ? 1 : 0)];",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let recent: Vec<String> = state[0]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n.as_str().unwrap().to_owned())
+        .collect();
+    let expected: Vec<String> = called.iter().rev().map(shown).collect();
+    assert_eq!(recent, expected, "every call once, newest first");
+    assert_eq!(state[1].as_u64(), Some(newest), "caught up to the log");
+    assert!(
+        state[2].as_u64().unwrap() >= 1,
+        "missed calls are announced"
+    );
+    // The now-calling board matches the queue: counters 1, 2 and 4.
+    for call in &called[1..] {
+        page.wait_for_text("#calling .call", &shown(call)).await;
+    }
+    page.screenshot(&format!("display-caught-up-{}", backend_name(backend)))
+        .await;
+    page.close().await;
+    signage.stop().await;
+    queue.stop().await;
+}
+
+async fn status_page_follows_the_tickets_ahead(backend: Backend) {
+    let floor = spawn_all(backend).await;
+    let mut staff = floor.queue(Role::Staff).await;
+    let mut device = floor.signage(Role::Device, "032034").await;
+    let mut tickets = Vec::new();
+    for _ in 0..3 {
+        tickets.push(issue_ticket(&mut staff, "certificates").await);
+    }
+    let mine = tickets[2].clone();
+    let url = device
+        .get_ticket_status_url(spb::GetTicketStatusUrlRequest {
+            ticket: mine.name.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+
+    // A phone (iPhone 12-class viewport).
+    let page = chromium(390, 844).await;
+    page.browser
+        .goto(&format!("{}{}", floor.base(), url.path))
+        .await
+        .unwrap();
+    page.wait_for_text("#number", &shown(&mine)).await;
+    page.wait_for_text("#ahead", "2 人").await;
+    page.wait_for_text("#wait", "分").await;
+    page.screenshot(&format!("ticket-waiting-390x844-{}", backend_name(backend)))
+        .await;
+
+    let first = call_next(&mut staff, "1").await;
+    page.wait_for_text("#ahead", "1 人").await;
+    serve_and_finish(&mut staff, &first).await;
+    let second = call_next(&mut staff, "1").await;
+    page.wait_for_text("#ahead", "0 人").await;
+    serve_and_finish(&mut staff, &second).await;
+    let called = call_next(&mut staff, "2").await;
+    assert_eq!(called.name, mine.name);
+    page.wait_for_body_class("state-called", true).await;
+    page.wait_for_text("#called", "2 番窓口へお越しください")
+        .await;
+    page.screenshot(&format!("ticket-called-390x844-{}", backend_name(backend)))
+        .await;
+
+    // No personal data and no internal names on the page.
+    let text = page
+        .browser
+        .execute("return document.body.innerText;", vec![])
+        .await
+        .unwrap();
+    let text = text.as_str().unwrap();
+    assert!(!text.contains("municipalities/"), "{text}");
+    assert!(!text.contains(OFFICE), "{text}");
+
+    // English on request.
+    page.browser
+        .execute(
+            "document.getElementById('lang').click(); return true;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    page.wait_for_text("#called", "Please go to counter 2")
+        .await;
+
+    // The visit ends: the page says so and stops following.
+    serve_and_finish(&mut staff, &called).await;
+    page.wait_for_body_class("final", true).await;
+    page.close().await;
+    floor.stop().await;
+}
+
+async fn floor_guide_finds_the_counter_by_kana(backend: Backend) {
+    let floor = spawn_all(backend).await;
+    let page = chromium(1920, 1080).await;
+    page.browser
+        .goto(&format!("{}/signage/offices/main/guide", floor.base()))
+        .await
+        .unwrap();
+    page.wait_for_text("#map h3", "1階").await;
+
+    let search = page
+        .browser
+        .find(fantoccini::Locator::Id("q"))
+        .await
+        .unwrap();
+    search.send_keys("じゅうみんひょう").await.unwrap();
+    page.wait_for_text(
+        ".result[data-purpose=residence-certificate] .where",
+        "1 番窓口",
+    )
+    .await;
+    // The map highlights counter 1 in the certificates colour.
+    let target = page
+        .browser
+        .execute(
+            "const t = document.querySelector('#map rect.target'); return t && [t.dataset.counter, t.getAttribute('fill')];",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(target, serde_json::json!(["1", "#E8833A"]));
+    page.wait_for_text(".result", "本人確認書類").await;
+    page.wait_for_text("#slots .ad", "三陸鉄道").await;
+    page.screenshot(&format!(
+        "guide-juminhyo-1920x1080-{}",
+        backend_name(backend)
+    ))
+    .await;
+
+    // A purpose in katakana, answered in Korean.
+    page.browser
+        .execute(
+            "[...document.querySelectorAll('#langs button')].find((b) => b.textContent === '한국어').click(); return true;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    search.clear().await.unwrap();
+    search.send_keys("ヒッコシ").await.unwrap();
+    page.wait_for_text(".result[data-purpose=moving] .where", "3 번 창구")
+        .await;
+    page.wait_for_text(".result[data-purpose=moving] h3", "이사")
+        .await;
+    let target = page
+        .browser
+        .execute(
+            "const t = document.querySelector('#map rect.target'); return t && t.dataset.counter;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(target, "3");
+    page.screenshot(&format!(
+        "guide-hikkoshi-ko-1920x1080-{}",
+        backend_name(backend)
+    ))
+    .await;
+
+    // Nothing found is said plainly.
+    search.clear().await.unwrap();
+    search.send_keys("zzzz").await.unwrap();
+    page.wait_for_text("#results", "찾지 못했습니다").await;
+    page.close().await;
+
+    // The same guide on a phone.
+    let phone = chromium(390, 844).await;
+    phone
+        .browser
+        .goto(&format!("{}/signage/offices/main/guide", floor.base()))
+        .await
+        .unwrap();
+    phone.wait_for_text("#map h3", "1階").await;
+    phone
+        .browser
+        .execute(
+            "[...document.querySelectorAll('#quick button')].find((b) => b.textContent === '家族が亡くなった').click(); return true;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    phone
+        .wait_for_text(".result[data-purpose=bereavement] .where", "3 番窓口")
+        .await;
+    phone
+        .screenshot(&format!("guide-okuyami-390x844-{}", backend_name(backend)))
+        .await;
+    phone.close().await;
+    floor.stop().await;
+}
