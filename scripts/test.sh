@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/fonts.sh   # the CJK font the forms PDFs embed
+scripts/browser.sh # Chromium, chromedriver and CJK fonts for the signage browser tests
 MADOGUCHI_TEST_POSTGRES_URL="$(scripts/postgres.sh)"
 export MADOGUCHI_TEST_POSTGRES_URL
 exec cargo test --workspace --all-targets "$@"
