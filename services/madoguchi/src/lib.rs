@@ -5,3 +5,4 @@
 pub mod cli;
 pub mod credentials;
 pub mod server;
+pub mod visit_cli;

@@ -52,6 +52,13 @@ enum Command {
         #[command(subcommand)]
         command: QueueCommand,
     },
+    /// The 書かない counter: verify, navigate, checklist, certificates, sign, print.
+    Visit {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(subcommand)]
+        command: madoguchi::visit_cli::VisitCommand,
+    },
 }
 
 fn main() -> ExitCode {
@@ -100,6 +107,7 @@ fn main() -> ExitCode {
                     .await
             }
             Command::Queue { client, command } => cli::run(client, command).await,
+            Command::Visit { client, command } => madoguchi::visit_cli::run(client, command).await,
         }
     });
     match result {
