@@ -68,8 +68,8 @@ impl RunningGateway {
 }
 
 async fn housekeep_kiosk(kiosk: &Kiosk) {
-    if kiosk.refresh().await.is_err() {
-        return;
+    if let Err(status) = kiosk.refresh().await {
+        tracing::debug!(code = ?status.code(), "category refresh postponed");
     }
     match kiosk.sync().await {
         Ok(0) => {}

@@ -105,6 +105,8 @@ struct Inner {
     printing: AsyncMutex<()>,
     /// One import at a time.
     syncing: AsyncMutex<()>,
+    /// One lease top-up at a time (two would both see a low lease).
+    leasing: AsyncMutex<()>,
 }
 
 impl Kiosk {
@@ -126,6 +128,7 @@ impl Kiosk {
                 categories: Mutex::default(),
                 printing: AsyncMutex::new(()),
                 syncing: AsyncMutex::new(()),
+                leasing: AsyncMutex::new(()),
             }),
         }
     }
@@ -207,7 +210,14 @@ impl Kiosk {
             return Err(KioskError::UnknownCategory(category_id.to_owned()));
         }
         let _slot = self.inner.printing.lock().await;
-        let health = self.inner.printer.health().borrow().clone();
+        let mut health = self.inner.printer.health().borrow().clone();
+        if !health.connected {
+            // Not seen yet (just started) or lost: ask the printer now
+            // rather than turning the resident away on a stale snapshot.
+            if self.inner.printer.status().await.is_ok() {
+                health = self.inner.printer.health().borrow().clone();
+            }
+        }
         if !health.connected || health.paper_out || health.cover_open || health.offline {
             let why = if health.paper_out {
                 "out of paper"
@@ -221,6 +231,10 @@ impl Kiosk {
             return Err(KioskError::PrinterUnavailable(why.to_owned()));
         }
         let category = self.category_name(category_id);
+        let known = self.categories().contains_key(&category);
+        if !known && let Err(status) = self.refresh().await {
+            tracing::warn!(code = ?status.code(), "category names unknown; printing without them");
+        }
         let cluster = &self.inner.cluster;
         let issued = cluster
             .call(cluster.queue().issue_ticket(pb::IssueTicketRequest {
@@ -445,6 +459,7 @@ impl Kiosk {
     /// Tops up the lease of every category of this kiosk to its
     /// configured size for today (only while the cluster answers).
     pub async fn top_up(&self) -> Result<(), tonic::Status> {
+        let _one = self.inner.leasing.lock().await;
         let now = self.inner.clock.now();
         let day = BusinessDay::of(now).date().to_string();
         let store = &self.inner.store;

@@ -27,6 +27,38 @@ pub const OFFICE: &str = "municipalities/032034/offices/main";
 /// Another municipality (東京都千代田区), for tenancy tests.
 pub const OTHER_MUNICIPALITY: &str = "131016";
 
+/// A server that was stopped; its database and clock are kept for
+/// [`StoppedServer::restart`].
+#[derive(Debug)]
+pub struct StoppedServer {
+    /// The address it listened on (and will again).
+    pub addr: std::net::SocketAddr,
+    clock: ManualClock,
+    database_url: String,
+    config: ServerConfig,
+    dir: TempDir,
+}
+
+impl StoppedServer {
+    /// Starts the server again on the same address and database.
+    pub async fn restart(self) -> TestServer {
+        let listener = tokio::net::TcpListener::bind(self.addr)
+            .await
+            .unwrap_or_else(|e| panic!("rebind {}: {e}", self.addr));
+        let shared: SharedClock = Arc::new(self.clock.clone());
+        let server = start(&self.config, ServiceSelection::All, shared, listener)
+            .await
+            .unwrap_or_else(|e| panic!("server did not restart: {e:#}"));
+        TestServer {
+            server,
+            clock: self.clock,
+            database_url: self.database_url,
+            config: self.config,
+            _dir: self.dir,
+        }
+    }
+}
+
 /// A generated client with a bearer token.
 pub type Client = QueueServiceClient<InterceptedService<Channel, Auth>>;
 
@@ -102,6 +134,8 @@ pub struct TestServer {
     pub clock: ManualClock,
     /// The database URL it uses.
     pub database_url: String,
+    /// Its configuration, for a restart.
+    pub config: ServerConfig,
     _dir: TempDir,
 }
 
@@ -177,6 +211,7 @@ pub async fn spawn(options: Spawn) -> TestServer {
         server,
         clock,
         database_url,
+        config,
         _dir: dir,
     }
 }
@@ -193,6 +228,22 @@ pub async fn client_at(addr: std::net::SocketAddr, role: Role, municipality: &st
 }
 
 impl TestServer {
+    /// Stops the server gracefully, keeping its database.
+    pub async fn stop(self) -> StoppedServer {
+        let addr = self.server.addr;
+        self.server
+            .shutdown()
+            .await
+            .unwrap_or_else(|e| panic!("shutdown: {e}"));
+        StoppedServer {
+            addr,
+            clock: self.clock,
+            database_url: self.database_url,
+            config: self.config,
+            dir: self._dir,
+        }
+    }
+
     /// A client holding `role` in 大船渡市.
     pub async fn client(&self, role: Role) -> Client {
         client_at(self.server.addr, role, "032034").await
