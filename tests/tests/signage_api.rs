@@ -17,6 +17,7 @@ on_both_backends!(
     grpc_api_answers_and_rejects_precisely,
     pages_are_public_and_grpc_is_not,
     office_feed_resumes_after_last_event_id_without_gaps_or_repeats,
+    call_to_sse_event_latency_is_measured,
 );
 
 async fn grpc_api_answers_and_rejects_precisely(backend: Backend) {
@@ -265,5 +266,42 @@ async fn office_feed_resumes_after_last_event_id_without_gaps_or_repeats(backend
     // A Last-Event-ID that is not a number is refused, not guessed.
     let (status, _, _) = http_get(addr, "/signage/api/offices/main/feed?after=x").await;
     assert_eq!(status, 400);
+    floor.stop().await;
+}
+
+/// The server's share of the display latency: from sending `CallNext` to
+/// the `call` event arriving at an HTTP client of the feed (no browser).
+/// Printed, not asserted.
+async fn call_to_sse_event_latency_is_measured(backend: Backend) {
+    let floor = spawn_all(backend).await;
+    let mut staff = floor.queue(Role::Staff).await;
+    let mut feed = SseReader::open(floor.server.addr, "/signage/api/offices/main/feed", None).await;
+    let mut previous = None;
+    let mut latencies = Vec::new();
+    for _ in 0..60 {
+        if let Some(ticket) = previous.take() {
+            serve_and_finish(&mut staff, &ticket).await;
+        }
+        issue_ticket(&mut staff, "certificates").await;
+        let sent = std::time::Instant::now();
+        let called = call_next(&mut staff, "1").await;
+        loop {
+            let event = feed.next().await.unwrap();
+            if event.event == "call" && event.data.contains(&shown(&called)) {
+                break;
+            }
+        }
+        latencies.push(sent.elapsed().as_secs_f64() * 1000.0);
+        previous = Some(called);
+    }
+    latencies.sort_by(f64::total_cmp);
+    println!(
+        "call → SSE event at the client ({backend:?}, {} calls): p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms",
+        latencies.len(),
+        percentile(&latencies, 50.0),
+        percentile(&latencies, 90.0),
+        percentile(&latencies, 99.0),
+    );
+    assert_eq!(latencies.len(), 60);
     floor.stop().await;
 }
