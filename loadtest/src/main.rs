@@ -28,8 +28,15 @@ use secrecy::SecretString;
 use tokio::sync::Mutex;
 use tonic::transport::Channel;
 
+mod gateway;
+
 const OFFICE: &str = "municipalities/032034/offices/main";
 const TOKEN: &str = "loadtest-staff-token";
+const DEVICE_TOKEN: &str = "loadtest-device-token";
+const DISPLAY_TOKEN: &str = "loadtest-display-token";
+/// Boards on the simulated RS-485 line; counter `c` shows on board
+/// `(c - 1) % BOARDS + 1`, so each board is written a few times a second.
+const BOARDS: u64 = 32;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum Backend {
@@ -52,6 +59,16 @@ struct Args {
     /// Waiting tickets seeded before the CallNext phase.
     #[arg(long, default_value_t = 10)]
     backlog: u32,
+    /// Also measure through the edge gateway: CallNext → the call's frame
+    /// applied by a simulated Modbus board on a pseudo-terminal, and a
+    /// kiosk button press → the whole ticket received by the simulated
+    /// printer.
+    #[arg(long)]
+    gateway: bool,
+    /// Button presses per second of the kiosk phase (one printer prints
+    /// one ticket at a time).
+    #[arg(long, default_value_t = 10)]
+    press_rate: u32,
 }
 
 fn bench_site(counters: u64) -> String {
@@ -68,6 +85,22 @@ fn bench_site(counters: u64) -> String {
         ));
     }
     site
+}
+
+/// The signage file of the bench site: the boards of one RS-485 line.
+fn bench_boards(counters: u64) -> String {
+    let mut text = String::from("[[offices]]\nid = \"main\"\n");
+    for unit in 1..=BOARDS {
+        let shown: Vec<String> = (1..=counters)
+            .filter(|c| (c - 1) % BOARDS + 1 == unit)
+            .map(|c| format!("\"{c}\""))
+            .collect();
+        text.push_str(&format!(
+            "\n[[offices.boards]]\nid = \"board-{unit}\"\nline = \"bench\"\naddress = {unit}\ncounters = [{}]\nlocation_ja = \"負荷試験\"\n",
+            shown.join(", ")
+        ));
+    }
+    text
 }
 
 type Client = QueueServiceClient<tonic::service::interceptor::InterceptedService<Channel, Auth>>;
@@ -168,7 +201,9 @@ async fn main() -> anyhow::Result<()> {
     // One counter per call of the CallNext phase: no counter is reused, so
     // the phase is pure CallNext load (no FinishService in between).
     let calls = u64::from(args.rate) * u64::from(args.seconds);
-    std::fs::write(&site, bench_site(calls))?;
+    // One more counter (the last) warms the gateway's call follower up.
+    std::fs::write(&site, bench_site(calls + 1))?;
+    std::fs::write(dir.path().join("signage.toml"), bench_boards(calls + 1))?;
     let database_url = match args.backend {
         Backend::Sqlite => format!(
             "sqlite://{}?mode=rwc",
@@ -180,12 +215,21 @@ async fn main() -> anyhow::Result<()> {
         data_dir: dir.path().to_owned(),
         database_url: Some(SecretString::from(database_url)),
         site,
-        tokens: vec![TokenConfig {
-            token: SecretString::from(TOKEN.to_owned()),
-            subject: "loadtest".into(),
-            role: Role::Staff,
-            municipality: MunicipalityCode::parse("032034")?,
-        }],
+        tokens: [
+            (TOKEN, Role::Staff),
+            (DEVICE_TOKEN, Role::Device),
+            (DISPLAY_TOKEN, Role::Display),
+        ]
+        .into_iter()
+        .map(|(token, role)| {
+            Ok(TokenConfig {
+                token: SecretString::from(token.to_owned()),
+                subject: format!("loadtest-{role}"),
+                role,
+                municipality: MunicipalityCode::parse("032034")?,
+            })
+        })
+        .collect::<anyhow::Result<_>>()?,
         ..ServerConfig::default()
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -216,7 +260,7 @@ async fn main() -> anyhow::Result<()> {
     let seeders: Vec<_> = (0..8)
         .map(|worker| {
             let mut client = client.clone();
-            let total = u64::from(args.backlog) + calls;
+            let total = u64::from(args.backlog) + calls + 1;
             let count = total / 8 + u64::from(worker < total % 8);
             tokio::spawn(async move {
                 for _ in 0..count {
@@ -244,11 +288,36 @@ async fn main() -> anyhow::Result<()> {
     })
     .await?;
 
+    let floor = if args.gateway {
+        let floor = gateway::Floor::start(server.addr, dir.path(), BOARDS).await?;
+        // The follower is live once a call reaches its board.
+        let mut warm = client.clone();
+        let ticket = warm
+            .call_next(pb::CallNextRequest {
+                counter: format!("{OFFICE}/counters/{}", calls + 1),
+                ..Default::default()
+            })
+            .await?
+            .into_inner()
+            .ticket
+            .context("no ticket to warm up with")?;
+        floor
+            .boards
+            .wait_for((calls % BOARDS + 1) as u8, &ticket.display_number)
+            .await?;
+        Some(floor)
+    } else {
+        None
+    };
+
     let calls = open_loop(args.rate, args.seconds, |i| {
         let mut client = client.clone();
         let counter = format!("{OFFICE}/counters/{}", i + 1);
+        let board = floor
+            .as_ref()
+            .map(|f| (f.boards.clone(), (i % BOARDS + 1) as u8));
         async move {
-            client
+            let ticket = client
                 .call_next(pb::CallNextRequest {
                     counter,
                     ..Default::default()
@@ -257,13 +326,27 @@ async fn main() -> anyhow::Result<()> {
                 .into_inner()
                 .ticket
                 .context("backlog ran dry")?;
+            // Through the gateway: done when the board shows the number.
+            if let Some((boards, unit)) = board {
+                boards.wait_for(unit, &ticket.display_number).await?;
+            }
             Ok(())
         }
     })
     .await?;
 
     report("IssueTicket", &issues);
-    report("CallNext", &calls);
+    let label = if floor.is_some() {
+        "CallNext→board"
+    } else {
+        "CallNext"
+    };
+    report(label, &calls);
+    if let Some(floor) = floor {
+        let presses = floor.press_phase(args.press_rate, args.seconds).await?;
+        report("button→ticket", &presses);
+        floor.shutdown().await;
+    }
     server.shutdown().await?;
     Ok(())
 }
