@@ -185,7 +185,9 @@ async fn imports_are_exactly_once_under_retry_and_race(backend: Backend) {
     for _ in 0..4 {
         let mut client = t.client(Role::Device).await;
         let batch = batch.clone();
-        tasks.push(tokio::spawn(async move { import(&mut client, batch).await }));
+        tasks.push(tokio::spawn(
+            async move { import(&mut client, batch).await },
+        ));
     }
     let mut fresh = 0;
     let mut names = std::collections::HashSet::new();
@@ -408,7 +410,10 @@ async fn device_health_is_visible_to_staff(backend: Backend) {
         .await
         .unwrap_or_else(|e| panic!("{e}"))
         .into_inner();
-    assert!(list.devices[0].ok, "the latest report replaces the previous");
+    assert!(
+        list.devices[0].ok,
+        "the latest report replaces the previous"
+    );
 
     // Staff cannot report, and a report without a kind is refused.
     let err = staff
