@@ -19,6 +19,7 @@ use crate::devices::printer::{self, PrinterConfig, PrinterHealth};
 use crate::kiosk::Kiosk;
 use crate::kiosk_api::KioskApi;
 use crate::link::{Cluster, follow_calls};
+use crate::metrics::Metrics;
 use crate::serial::{Backoff, Connector};
 use crate::store::LocalStore;
 
@@ -47,6 +48,8 @@ pub struct RunningGateway {
     pub cluster: Cluster,
     /// Where the local `KioskService` listens, if configured.
     pub kiosk_addr: Option<SocketAddr>,
+    /// Where `/metrics` is served, if configured.
+    pub metrics_addr: Option<SocketAddr>,
     stop: watch::Sender<bool>,
     tasks: JoinSet<()>,
 }
@@ -94,6 +97,13 @@ pub async fn start(
     let mut tasks = JoinSet::new();
     let backoff = Backoff::new(config.timing.backoff_initial, config.timing.backoff_max);
 
+    let mut metrics = Metrics {
+        printers: Default::default(),
+        panels: Default::default(),
+        lines: Default::default(),
+        reachable: cluster.reachable(),
+        store: store.clone(),
+    };
     let mut lines = HashMap::new();
     for line in &config.board_lines {
         let connector = overrides
@@ -101,6 +111,7 @@ pub async fn start(
             .remove(&line.id)
             .unwrap_or_else(|| Connector::serial(line.port.clone()));
         let handle = board::spawn(connector, BoardLineConfig::new(line.units.iter().copied()));
+        metrics.lines.insert(line.id.clone(), handle.health());
         spawn_line_health(
             &mut tasks,
             &cluster,
@@ -119,6 +130,7 @@ pub async fn start(
             .remove(&k.id)
             .unwrap_or_else(|| Connector::serial(k.printer.clone()));
         let printer = printer::spawn(connector, PrinterConfig::default());
+        metrics.printers.insert(k.id.clone(), printer.health());
         spawn_printer_health(
             &mut tasks,
             &cluster,
@@ -140,6 +152,7 @@ pub async fn start(
             .or_else(|| k.panel.clone().map(Connector::serial));
         if let Some(connector) = panel_connector {
             let (panel, mut presses) = panel::spawn(connector, PanelConfig::default());
+            metrics.panels.insert(k.id.clone(), panel.health());
             spawn_panel_health(
                 &mut tasks,
                 &cluster,
@@ -230,12 +243,28 @@ pub async fn start(
         None => None,
     };
 
+    let metrics_addr = match config.metrics_listen {
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr).await?;
+            let addr = listener.local_addr()?;
+            let stopped = stopped.clone();
+            tasks.spawn(async move {
+                if let Err(error) = metrics.serve(listener, stopped).await {
+                    tracing::error!(%error, "metrics endpoint stopped");
+                }
+            });
+            Some(addr)
+        }
+        None => None,
+    };
+
     Ok(RunningGateway {
         kiosks,
         lines,
         store,
         cluster,
         kiosk_addr,
+        metrics_addr,
         stop,
         tasks,
     })

@@ -52,6 +52,10 @@ pub struct GatewayConfig {
     /// `127.0.0.1:50061`; unset for none.
     #[serde(default)]
     pub kiosk_listen: Option<std::net::SocketAddr>,
+    /// Where `GET /metrics` (Prometheus) is served, e.g. `127.0.0.1:9461`;
+    /// unset for none.
+    #[serde(default)]
+    pub metrics_listen: Option<std::net::SocketAddr>,
     /// Timers; the defaults suit a floor.
     #[serde(default)]
     pub timing: Timing,

@@ -9,7 +9,7 @@
 //! position, number leases, offline outbox), `link` (the cluster client and
 //! the call follower that drives the boards), `kiosk` (button → printed
 //! ticket, online or from the lease), `kiosk_api` (the local
-//! `KioskService`), `tls`, `app` (wiring) and `floor` (`--simulate`).
+//! `KioskService`), `metrics` (Prometheus), `tls`, `app` (wiring) and `floor` (`--simulate`).
 
 pub mod app;
 pub mod config;
@@ -18,6 +18,7 @@ pub mod floor;
 pub mod kiosk;
 pub mod kiosk_api;
 pub mod link;
+pub mod metrics;
 pub mod serial;
 pub mod store;
 pub mod tls;

@@ -53,6 +53,7 @@ async fn floor(t: &TestServer) -> Floor {
     let text = format!(
         r#"
         state = "{state}"
+        metrics_listen = "127.0.0.1:0"
         [cluster]
         endpoint = "http://{addr}"
         office = "{OFFICE}"
@@ -118,6 +119,28 @@ impl Floor {
         })
         .await;
     }
+}
+
+/// `GET /metrics` of the gateway, over plain HTTP/1.1.
+async fn scrape(floor: &Floor) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = floor
+        .gateway
+        .metrics_addr
+        .unwrap_or_else(|| panic!("no metrics endpoint"));
+    let mut stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: gateway\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut response = String::new();
+    within("the metrics", stream.read_to_string(&mut response))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    response
 }
 
 async fn call(client: &mut Client, counter_id: &str) -> Option<pb::Ticket> {
@@ -281,6 +304,19 @@ async fn out_of_paper_issues_nothing_and_staff_see_it(backend: Backend) {
         }
     })
     .await;
+
+    // And so does the gateway's Prometheus endpoint.
+    let metrics = scrape(&floor).await;
+    assert!(
+        metrics.contains(
+            "madoguchi_gateway_printer_condition{device=\"printer-k1\",condition=\"paper_out\"} 1"
+        ),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("madoguchi_gateway_cluster_reachable 1"),
+        "{metrics}"
+    );
 
     // Paper back: printing resumes.
     printer.set_paper(Paper::Ok);
