@@ -200,6 +200,10 @@ impl QueueStore {
         let today = BusinessDay::of(now);
         let office_key = office_name.to_string();
         let txn = self.db.begin().await?;
+        // The office lock first: a concurrent import of the same tickets
+        // then waits here and, once it holds the lock, sees the first
+        // import's idempotency records instead of racing for the numbers.
+        lock_office(&txn, &office_key).await?;
         let mut imported: Vec<(Uuid, String, bool)> = Vec::with_capacity(tickets.len());
         for (index, ticket) in tickets.iter().enumerate() {
             let field = |name: &str| format!("tickets[{index}].{name}");
