@@ -235,7 +235,7 @@ async fn main() -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let server = start(
         &config,
-        ServiceSelection::All,
+        ServiceSelection::Floor,
         Arc::new(SystemClock),
         listener,
     )

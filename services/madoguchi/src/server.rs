@@ -27,6 +27,10 @@ pub enum ServiceSelection {
     /// Only the signage pages and API, following the queue named by
     /// `signage.queue_url` (no database of its own).
     Signage,
+    /// The queue and the signage service together: what a floor's calls,
+    /// boards and displays need, without identity and forms (the load
+    /// test through the gateway runs this).
+    Floor,
     /// Only the forms service, reaching identity and queue at
     /// `forms.identity_url` and `forms.queue_url`.
     Forms,
@@ -98,11 +102,18 @@ pub async fn start(
         )
     };
     let queue = match &db {
-        Some(db) if matches!(selection, ServiceSelection::All | ServiceSelection::Queue) => Some(
-            QueueApp::start(db.clone(), clock.clone(), &site, draining.clone())
-                .await
-                .context("preparing the queue service")?,
-        ),
+        Some(db)
+            if matches!(
+                selection,
+                ServiceSelection::All | ServiceSelection::Queue | ServiceSelection::Floor
+            ) =>
+        {
+            Some(
+                QueueApp::start(db.clone(), clock.clone(), &site, draining.clone())
+                    .await
+                    .context("preparing the queue service")?,
+            )
+        }
         _ => None,
     };
     let mut health_names = Vec::new();
@@ -160,7 +171,10 @@ pub async fn start(
         routes = routes.add_service(forms.service(config.max_message_bytes));
     }
     let mut public_http_prefixes = Vec::new();
-    if matches!(selection, ServiceSelection::All | ServiceSelection::Signage) {
+    if matches!(
+        selection,
+        ServiceSelection::All | ServiceSelection::Signage | ServiceSelection::Floor
+    ) {
         let options = SignageOptions::from_config(config, &site, &tokens, addr)?;
         let signage = SignageApp::new(&site, options, clock.clone(), draining.clone())
             .context("preparing the signage service")?;
