@@ -519,19 +519,7 @@ impl Kiosk {
             if pending.is_empty() {
                 return Ok(imported);
             }
-            let tickets: Vec<pb::OfflineTicket> = pending
-                .iter()
-                .map(|t| pb::OfflineTicket {
-                    offline_id: t.offline_id.clone(),
-                    lease: t.lease.clone(),
-                    number: t.number,
-                    priority: t.priority,
-                    issue_time: Some(Timestamp {
-                        seconds: t.issued_at.timestamp(),
-                        nanos: i32::try_from(t.issued_at.timestamp_subsec_nanos()).unwrap_or(0),
-                    }),
-                })
-                .collect();
+            let tickets: Vec<pb::OfflineTicket> = pending.iter().map(offline_ticket).collect();
             let cluster = &self.inner.cluster;
             let result = cluster
                 .call(
@@ -587,17 +575,7 @@ impl Kiosk {
                         .queue()
                         .import_offline_tickets(pb::ImportOfflineTicketsRequest {
                             parent: cluster.office.clone(),
-                            tickets: vec![pb::OfflineTicket {
-                                offline_id: t.offline_id.clone(),
-                                lease: t.lease.clone(),
-                                number: t.number,
-                                priority: t.priority,
-                                issue_time: Some(Timestamp {
-                                    seconds: t.issued_at.timestamp(),
-                                    nanos: i32::try_from(t.issued_at.timestamp_subsec_nanos())
-                                        .unwrap_or(0),
-                                }),
-                            }],
+                            tickets: vec![offline_ticket(t)],
                         }),
                 )
                 .await;
@@ -618,6 +596,20 @@ impl Kiosk {
                 .map_err(|e| tonic::Status::internal(e.to_string()))?;
         }
         Ok(imported)
+    }
+}
+
+/// The import form of an outbox entry.
+fn offline_ticket(t: &OutboxTicket) -> pb::OfflineTicket {
+    pb::OfflineTicket {
+        offline_id: t.offline_id.clone(),
+        lease: t.lease.clone(),
+        number: t.number,
+        priority: t.priority,
+        issue_time: Some(Timestamp {
+            seconds: t.issued_at.timestamp(),
+            nanos: i32::try_from(t.issued_at.timestamp_subsec_nanos()).unwrap_or(0),
+        }),
     }
 }
 
