@@ -89,6 +89,21 @@ pub mod madoguchi {
         }
     }
 
+    /// `madoguchi.pos.v1`: orders of fees, registers, payments, receipts,
+    /// voids and refunds, the daily close and the register event log.
+    pub mod pos {
+        /// Version 1.
+        pub mod v1 {
+            #![allow(
+                missing_docs,
+                missing_debug_implementations,
+                unused_qualifications,
+                clippy::all
+            )]
+            include!(concat!(env!("OUT_DIR"), "/madoguchi.pos.v1.rs"));
+        }
+    }
+
     /// `madoguchi.identity.v1`: residents, households, 本人確認, proxies,
     /// card reads and the audited My Number.
     pub mod identity {
@@ -108,6 +123,7 @@ pub mod madoguchi {
 pub use madoguchi::forms;
 pub use madoguchi::gateway;
 pub use madoguchi::identity;
+pub use madoguchi::pos;
 pub use madoguchi::queue;
 pub use madoguchi::signage;
 pub use madoguchi::r#type as types;
