@@ -80,6 +80,11 @@ fn command() -> impl Strategy<Value = Command> {
         proptest::array::uniform4(32u8..=126).prop_map(|id| Command::RequestProcessId(JobId(id))),
         any::<u8>().prop_map(Command::RealtimeStatus),
         Just(Command::ClearBuffers),
+        (any::<u8>(), any::<u8>(), any::<u8>()).prop_map(|(pin, on, off)| Command::DrawerKick {
+            pin,
+            on,
+            off
+        }),
     ]
 }
 

@@ -118,7 +118,11 @@ pub fn shift_jis(field: &'static str, text: &str) -> Result<Vec<u8>, EncodeError
 }
 
 /// One line in Kanji mode: `FS &` text `FS .` LF.
-fn kanji_line(out: &mut Vec<u8>, field: &'static str, text: &str) -> Result<(), EncodeError> {
+pub(crate) fn kanji_line(
+    out: &mut Vec<u8>,
+    field: &'static str,
+    text: &str,
+) -> Result<(), EncodeError> {
     out.extend_from_slice(&[FS, b'&']);
     out.extend_from_slice(&shift_jis(field, text)?);
     out.extend_from_slice(&[FS, b'.', LF]);
@@ -246,6 +250,16 @@ pub enum Command {
     RealtimeStatus(u8),
     /// `DLE DC4 fn=8`: clear buffers.
     ClearBuffers,
+    /// `ESC p m t1 t2`: pulse the cash-drawer kick connector pin `m`
+    /// (0 = pin 2, 1 = pin 5) on for `t1` × 2 ms, then off for `t2` × 2 ms.
+    DrawerKick {
+        /// Connector pin selector (0/48 pin 2, 1/49 pin 5).
+        pin: u8,
+        /// On time in units of 2 ms.
+        on: u8,
+        /// Off time in units of 2 ms.
+        off: u8,
+    },
     /// Any other well-delimited `GS (` function, skipped by its length.
     OtherGsParen {
         /// The letter after `GS (`.
@@ -284,6 +298,10 @@ pub fn parse_command(buf: &[u8]) -> Parsed<Command> {
         ESC => match at(1) {
             None => Incomplete,
             Some(b'@') => Item(Command::Initialize, 2),
+            Some(b'p') => match (at(2), at(3), at(4)) {
+                (Some(pin), Some(on), Some(off)) => Item(Command::DrawerKick { pin, on, off }, 5),
+                _ => Incomplete,
+            },
             Some(c @ (b'a' | b'!' | b'd')) => match at(2) {
                 None => Incomplete,
                 Some(n) => Item(
@@ -409,6 +427,9 @@ impl Command {
             Command::AutoStatusBack(n) => out.extend_from_slice(&[GS, b'a', *n]),
             Command::RealtimeStatus(n) => out.extend_from_slice(&[DLE, EOT, *n]),
             Command::ClearBuffers => out.extend_from_slice(&CLEAR_BUFFERS),
+            Command::DrawerKick { pin, on, off } => {
+                out.extend_from_slice(&[ESC, b'p', *pin, *on, *off]);
+            }
             Command::OtherGsParen { letter, params } => {
                 let len = params.len();
                 out.extend_from_slice(&[GS, b'(', *letter, (len & 0xFF) as u8, (len >> 8) as u8]);

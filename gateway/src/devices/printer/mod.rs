@@ -1,4 +1,5 @@
-//! The ticket printer (ESC/POS, Epson TM compatible, 8N1).
+//! The ticket and receipt printer (ESC/POS, Epson TM compatible, 8N1),
+//! and the cash drawer on its kick connector.
 //!
 //! [`spawn`] starts the driver task and returns a [`PrinterHandle`]:
 //!
@@ -25,6 +26,7 @@
 
 pub mod codec;
 pub mod escpos;
+pub mod receipt;
 pub mod sim;
 
 use std::time::Duration;
@@ -40,6 +42,7 @@ use self::escpos::{
     CLEAR_BUFFERS, DLE, EOT, EncodeError, JobId, PrinterReply, StatusReport, TicketContent,
     encode_ticket,
 };
+use self::receipt::{ReceiptContent, encode_drawer_kick, encode_receipt};
 use crate::serial::{Backoff, BoxTransport, Connector, connect_with_backoff};
 
 /// Driver timings.
@@ -125,11 +128,32 @@ pub struct PrintReceipt {
     pub paper_near_end: bool,
 }
 
+/// What one print job puts on paper (or on the drawer connector).
+#[derive(Debug, Clone)]
+enum Job {
+    Ticket(TicketContent),
+    Receipt {
+        content: ReceiptContent,
+        kick_drawer: bool,
+    },
+    DrawerKick,
+}
+
+impl Job {
+    fn encode(&self, job: JobId) -> Result<Vec<u8>, EncodeError> {
+        match self {
+            Job::Ticket(ticket) => encode_ticket(ticket, job),
+            Job::Receipt {
+                content,
+                kick_drawer,
+            } => encode_receipt(content, job, *kick_drawer),
+            Job::DrawerKick => encode_drawer_kick(job),
+        }
+    }
+}
+
 enum Request {
-    Print(
-        Box<TicketContent>,
-        oneshot::Sender<Result<PrintReceipt, PrintError>>,
-    ),
+    Print(Box<Job>, oneshot::Sender<Result<PrintReceipt, PrintError>>),
     Status(oneshot::Sender<Result<StatusReport, PrintError>>),
 }
 
@@ -144,9 +168,37 @@ pub struct PrinterHandle {
 impl PrinterHandle {
     /// Prints one ticket; `Ok` only once the printer confirmed it printed.
     pub async fn print_ticket(&self, ticket: &TicketContent) -> Result<PrintReceipt, PrintError> {
+        self.submit(Job::Ticket(ticket.clone())).await
+    }
+
+    /// Prints a receipt (領収書), then pulses the cash drawer if
+    /// `kick_drawer`; `Ok` only once the printer confirmed both (the
+    /// `GS ( H` tag follows the pulse). Same failure contract as
+    /// [`Self::print_ticket`]: a receipt that failed was cleared from the
+    /// printer's buffer and cannot come out later.
+    pub async fn print_receipt(
+        &self,
+        receipt: &ReceiptContent,
+        kick_drawer: bool,
+    ) -> Result<PrintReceipt, PrintError> {
+        self.submit(Job::Receipt {
+            content: receipt.clone(),
+            kick_drawer,
+        })
+        .await
+    }
+
+    /// Pulses the cash drawer (`ESC p`); `Ok` once the printer confirmed
+    /// it executed the pulse. Like printing, it needs a printer that is
+    /// online (the pulse is executed from the print buffer).
+    pub async fn kick_drawer(&self) -> Result<PrintReceipt, PrintError> {
+        self.submit(Job::DrawerKick).await
+    }
+
+    async fn submit(&self, job: Job) -> Result<PrintReceipt, PrintError> {
         let (tx, rx) = oneshot::channel();
         self.requests
-            .send(Request::Print(Box::new(ticket.clone()), tx))
+            .send(Request::Print(Box::new(job), tx))
             .await
             .map_err(|_| PrintError::Stopped)?;
         rx.await.map_err(|_| PrintError::Stopped)?
@@ -405,10 +457,10 @@ async fn print(
     port: &mut Port,
     config: &PrinterConfig,
     health: &watch::Sender<PrinterHealth>,
-    ticket: &TicketContent,
+    what: &Job,
     job: JobId,
 ) -> Result<PrintReceipt, Failure> {
-    let bytes = encode_ticket(ticket, job).map_err(|e| Failure::Device(e.into()))?;
+    let bytes = what.encode(job).map_err(|e| Failure::Device(e.into()))?;
     let status = refresh_status(port, config, health).await?;
     if let Some(error) = blocking_error(&status) {
         record_error(health, &error);

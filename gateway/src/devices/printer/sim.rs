@@ -22,6 +22,7 @@ use tokio_util::codec::Framed;
 
 use super::codec::DeviceCodec;
 use super::escpos::{Command, PrinterReply, StatusReport};
+use super::receipt::PrintedReceipt;
 use crate::serial::Transport;
 
 /// State of the paper roll.
@@ -90,10 +91,29 @@ pub struct PrintedTicket {
     pub cut: bool,
 }
 
+/// One pulse on the cash-drawer connector (`ESC p m t1 t2`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DrawerPulse {
+    /// Connector pin: 2 or 5.
+    pub pin: u8,
+    /// On time in milliseconds.
+    pub on_ms: u32,
+    /// Off time in milliseconds.
+    pub off_ms: u32,
+    /// Tickets/receipts cut before the pulse (which one it followed).
+    pub after_cuts: usize,
+}
+
 impl PrintedTicket {
     /// Whether any line's text contains `needle`.
     pub fn contains(&self, needle: &str) -> bool {
         self.lines.iter().any(|l| l.text.contains(needle))
+    }
+
+    /// The receipt printed on this paper, read back into its fields;
+    /// `None` if it is not a receipt (a queue ticket, a damaged layout).
+    pub fn receipt(&self) -> Option<PrintedReceipt> {
+        PrintedReceipt::parse(self.lines.iter().map(|l| l.text.as_str()))
     }
 
     /// A plain-text rendering (for `--simulate` and logs): one line per
@@ -126,6 +146,7 @@ pub struct PrinterSimHandle {
     state: Arc<watch::Sender<SimState>>,
     printed: Arc<Mutex<Vec<PrintedTicket>>>,
     tickets: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<PrintedTicket>>>,
+    pulses: Arc<Mutex<Vec<DrawerPulse>>>,
 }
 
 impl PrinterSimHandle {
@@ -164,6 +185,20 @@ impl PrinterSimHandle {
         self.printed.lock().map(|p| p.clone()).unwrap_or_default()
     }
 
+    /// Every receipt printed so far, read back into its fields (queue
+    /// tickets are left out).
+    pub fn receipts(&self) -> Vec<PrintedReceipt> {
+        self.printed()
+            .iter()
+            .filter_map(PrintedTicket::receipt)
+            .collect()
+    }
+
+    /// Every cash-drawer pulse given so far.
+    pub fn drawer_pulses(&self) -> Vec<DrawerPulse> {
+        self.pulses.lock().map(|p| p.clone()).unwrap_or_default()
+    }
+
     /// Waits for the next ticket printed (in print order); `None` once the
     /// simulator stopped.
     pub async fn next_ticket(&self) -> Option<PrintedTicket> {
@@ -178,17 +213,22 @@ pub fn spawn(transport: impl Transport) -> PrinterSimHandle {
     let state_rx = state.subscribe();
     let printed = Arc::new(Mutex::new(Vec::new()));
     let (ticket_tx, ticket_rx) = mpsc::unbounded_channel();
+    let pulses = Arc::new(Mutex::new(Vec::new()));
     let handle = PrinterSimHandle {
         state,
         printed: printed.clone(),
         tickets: Arc::new(tokio::sync::Mutex::new(ticket_rx)),
+        pulses: pulses.clone(),
     };
     tokio::spawn(run(
         transport,
         handle.state.clone(),
         state_rx,
-        printed,
-        ticket_tx,
+        Outputs {
+            printed,
+            tickets: ticket_tx,
+            pulses,
+        },
     ));
     handle
 }
@@ -197,8 +237,7 @@ async fn run(
     transport: impl Transport,
     control: Arc<watch::Sender<SimState>>,
     mut state: watch::Receiver<SimState>,
-    printed: Arc<Mutex<Vec<PrintedTicket>>>,
-    tickets: mpsc::UnboundedSender<PrintedTicket>,
+    outputs: Outputs,
 ) {
     let mut port = Framed::new(transport, DeviceCodec);
     let mut pending: VecDeque<Command> = VecDeque::new();
@@ -219,7 +258,7 @@ async fn run(
                     }
                 });
             }
-            for reply in engine.execute(command, &printed, &tickets) {
+            for reply in engine.execute(command, &outputs) {
                 if port.send(reply).await.is_err() {
                     return;
                 }
@@ -249,6 +288,13 @@ async fn run(
     }
 }
 
+/// Where the mechanism's results go.
+struct Outputs {
+    printed: Arc<Mutex<Vec<PrintedTicket>>>,
+    tickets: mpsc::UnboundedSender<PrintedTicket>,
+    pulses: Arc<Mutex<Vec<DrawerPulse>>>,
+}
+
 /// The printing mechanism: line buffer, modes, the ticket being printed.
 #[derive(Debug, Default)]
 struct Engine {
@@ -265,12 +311,7 @@ impl Engine {
         self.ticket = PrintedTicket::default();
     }
 
-    fn execute(
-        &mut self,
-        command: Command,
-        printed: &Mutex<Vec<PrintedTicket>>,
-        tickets: &mpsc::UnboundedSender<PrintedTicket>,
-    ) -> Vec<PrinterReply> {
+    fn execute(&mut self, command: Command, outputs: &Outputs) -> Vec<PrinterReply> {
         match command {
             Command::Text(bytes) => self.line.push((self.kanji, bytes)),
             Command::LineFeed | Command::FeedLines(_) => self.print_line(),
@@ -301,10 +342,21 @@ impl Engine {
                 }
                 let mut ticket = std::mem::take(&mut self.ticket);
                 ticket.cut = true;
-                if let Ok(mut all) = printed.lock() {
+                if let Ok(mut all) = outputs.printed.lock() {
                     all.push(ticket.clone());
                 }
-                let _ = tickets.send(ticket);
+                let _ = outputs.tickets.send(ticket);
+            }
+            Command::DrawerKick { pin, on, off } => {
+                let cuts = outputs.printed.lock().map(|p| p.len()).unwrap_or(0);
+                if let Ok(mut pulses) = outputs.pulses.lock() {
+                    pulses.push(DrawerPulse {
+                        pin: if matches!(pin, 1 | 49) { 5 } else { 2 },
+                        on_ms: u32::from(on) * 2,
+                        off_ms: u32::from(off) * 2,
+                        after_cuts: cuts,
+                    });
+                }
             }
             Command::RequestProcessId(job) => return vec![PrinterReply::ProcessId(job)],
             _ => {}
