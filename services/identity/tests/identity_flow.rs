@@ -10,6 +10,7 @@ mod support;
 use madoguchi_identity::card::SimulatedCard;
 use madoguchi_identity::card::kenhojo::{CardFace, CardRefusal, KenhojoReader};
 use madoguchi_identity::card::licence::LicenceFace;
+use madoguchi_identity::card::{LicenceRead, LicenceReader, SimulatedLicence};
 use madoguchi_identity::domain::my_number::MyNumber;
 use support::*;
 use tonic::Code;
@@ -560,19 +561,34 @@ async fn concurrent_reads_are_each_audited(backend: Backend) {
 }
 
 /// The second life event: a birth. The father identifies himself with his
-/// driver's licence (structured input) and a health insurance card, and
+/// IC driver's licence (read with PIN1) and a health insurance card, and
 /// does the child's procedures as a member of the household.
 async fn birth_visit(backend: Backend) {
     let server = Harness::start(backend).await;
     let mut staff = server.client(STAFF_TOKEN).await;
     let visit = "municipalities/032034/visits/birth-1";
-    let licence = LicenceFace {
-        name: "盛 健太".into(),
-        address: "岩手県大船渡市盛町字東町1番地".into(),
-        birth_date: chrono::NaiveDate::from_ymd_opt(1990, 4, 12).expect("date"),
-        expiry_date: chrono::NaiveDate::from_ymd_opt(2025, 5, 12).expect("date"),
-        licence_number: "221512345670".into(),
+    // His IC licence, read at the counter's reader with PIN1 (the PIN
+    // never leaves the staff client); the face goes to SubmitCardRead.
+    let on_card = LicenceRead {
+        face: LicenceFace {
+            name: "盛 健太".into(),
+            address: "岩手県大船渡市盛町字東町1番地".into(),
+            birth_date: chrono::NaiveDate::from_ymd_opt(1990, 4, 12).expect("date"),
+            expiry_date: chrono::NaiveDate::from_ymd_opt(2025, 5, 12).expect("date"),
+            licence_number: "221512345670".into(),
+        },
+        reading: String::new(),
+        issued_on: chrono::NaiveDate::from_ymd_opt(2020, 4, 20).expect("date"),
+        commission: "岩手県公安委員会".into(),
+        spec_version: "008".into(),
     };
+    let mut card = SimulatedLicence::new(&on_card, "2468").expect("card");
+    let licence = LicenceReader::new(&mut card)
+        .read("2468")
+        .expect("reader")
+        .expect("pin accepted")
+        .face;
+    assert_eq!(licence, on_card.face);
     let read = staff
         .submit_card_read(pb::SubmitCardReadRequest {
             parent: OFUNATO.into(),

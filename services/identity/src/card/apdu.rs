@@ -63,6 +63,28 @@ impl Command {
         }
     }
 
+    /// `SELECT` of the MF: `00 A4 00 00`, no data (the driver's licence
+    /// starts here).
+    pub fn select_mf() -> Self {
+        Self {
+            cla: 0x00,
+            ins: INS_SELECT,
+            p1: 0x00,
+            p2: 0x00,
+            data: Vec::new(),
+            le: None,
+        }
+    }
+
+    /// `VERIFY` of the PIN with reference `reference` (P2, e.g. `81` for
+    /// the licence's PIN1); without data it asks for the tries left.
+    pub fn verify_reference(reference: u8, pin: Option<&[u8]>) -> Self {
+        Self {
+            p2: reference,
+            ..Self::verify(pin)
+        }
+    }
+
     /// READ BINARY of the current EF from `offset` (15 bits), `le` bytes
     /// (0 = 256).
     pub fn read_binary(offset: u16, le: u8) -> Self {

@@ -1,13 +1,9 @@
-//! The driver's-licence data path: structured input.
-//!
-//! The IC driver's licence (運転免許証, 警察庁 仕様書 ver. 009) needs two
-//! PINs the holder sets, and most counters confirm it visually. The
-//! staff client therefore feeds what the licence face shows — name,
-//! address, birth date, expiry, licence number — as a [`LicenceFace`];
-//! this module checks it the same way for every client and turns it into
-//! the `CardData` of `SubmitCardRead` with source DRIVERS_LICENCE. An IC
-//! read would produce the same structure (its files are JIS X 0208 text)
-//! and can be added behind [`super::CardTransport`] later.
+//! The driver's-licence data as `SubmitCardRead` takes it: the face
+//! entries (name, address, birth date, expiry, licence number), whether
+//! read from the IC by [`super::licence_ic::LicenceReader`] after PIN1 or
+//! typed by staff from the face when the holder does not know the PIN.
+//! Both are checked the same way for every client and turned into the
+//! `CardData` of `SubmitCardRead` with source DRIVERS_LICENCE.
 
 use chrono::NaiveDate;
 use madoguchi_proto::identity::v1 as pb;

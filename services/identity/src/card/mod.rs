@@ -1,20 +1,25 @@
 //! Card readers for the staff client: the My Number card's
 //! 券面事項入力補助AP spoken in its real APDU sequence over a
-//! [`CardTransport`], a simulated card with PIN counter and lock, and the
-//! driver's-licence structured-input path. The byte-level sequence is
-//! documented in `docs/devices/mynumber-card.md`.
+//! [`CardTransport`], a simulated card with PIN counter and lock; the IC
+//! driver's licence read the same way (PIN1, the 記載事項 file in JIS X
+//! 0208) with its own simulated card, and the structured-input path for a
+//! licence read by eye. The byte-level sequences are documented in
+//! `docs/devices/mynumber-card.md` and `docs/devices/drivers-licence.md`.
 //!
 //! The staff client reads the card locally (the PIN never leaves the
-//! counter) and submits the decoded [`CardFace`] with `SubmitCardRead`.
+//! counter) and submits the decoded [`CardFace`] or [`LicenceRead`] face
+//! with `SubmitCardRead`.
 
 pub mod apdu;
 pub mod kenhojo;
 pub mod licence;
+pub mod licence_ic;
 pub mod simulator;
 pub mod tlv;
 
 pub use apdu::{Command, Response};
 pub use kenhojo::{CardFace, CardRefusal, KenhojoReader, ReaderError};
+pub use licence_ic::{LicenceRead, LicenceReader, SimulatedLicence};
 pub use simulator::SimulatedCard;
 
 /// A link to a contact or contactless card (PC/SC, NFC, a simulator):
