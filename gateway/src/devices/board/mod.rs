@@ -12,7 +12,9 @@
 //! ```
 //!
 //! The driver remembers the last display requested per board, even when
-//! writing it failed. Every `poll_interval` it reads each board back
+//! writing it failed. Every `poll_interval` it reads each board back (one
+//! board at a time, spread over the period, so a call never waits behind a
+//! sweep of the line)
 //! (`NUMBER..=BOOT`); it re-sends the remembered display when the board's
 //! power-up counter changed (it power-cycled and lost its value), when it
 //! shows something else, or when it answers again after being silent; and
@@ -336,9 +338,20 @@ async fn session(
             Wire::Done(result) => note(health, unit, result.err(), true),
         }
     }
-    let mut poll = tokio::time::interval(line.config.poll_interval);
+    // One board per tick, spread over the poll period, so a call waits
+    // for at most one read-back (about 20 ms at 9600 baud) instead of a
+    // sweep of the whole line.
+    let units = line.config.units.clone();
+    let per_unit = line
+        .config
+        .poll_interval
+        .checked_div(u32::try_from(units.len()).unwrap_or(u32::MAX).max(1))
+        .unwrap_or(line.config.poll_interval)
+        .max(Duration::from_millis(1));
+    let mut poll = tokio::time::interval(per_unit);
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     poll.reset();
+    let mut next_unit = 0usize;
     loop {
         tokio::select! {
             request = requests.recv() => match request? {
@@ -382,7 +395,8 @@ async fn session(
                 }
             },
             _ = poll.tick() => {
-                for unit in line.config.units.clone() {
+                if let Some(&unit) = units.get(next_unit % units.len().max(1)) {
+                    next_unit = next_unit.wrapping_add(1);
                     if let Some(e) = check(line, unit, wanted, health).await {
                         return Some(e);
                     }
