@@ -354,6 +354,7 @@ fn cases(ticket: String) -> Vec<(&'static str, Role, Call, Code, &'static str)> 
                         name: t,
                         category: String::new(),
                         etag: String::new(),
+                        request_id: String::new(),
                     })
                     .await
                     .map(drop)
@@ -372,6 +373,7 @@ fn cases(ticket: String) -> Vec<(&'static str, Role, Call, Code, &'static str)> 
                         name: t,
                         category: category("certificates"),
                         etag: String::new(),
+                        request_id: String::new(),
                     })
                     .await
                     .map(drop)

@@ -453,6 +453,7 @@ async fn okuyami_one_visit(backend: Backend) {
             name: ticket.name.clone(),
             category: format!("{OFFICE}/categories/life-events"),
             etag: String::new(),
+            request_id: String::new(),
         })
         .await
         .unwrap();

@@ -109,6 +109,7 @@ async fn a_visit_through_two_counters(backend: Backend) {
             name: first.name.clone(),
             category: category("insurance-pension"),
             etag: String::new(),
+            request_id: String::new(),
         })
         .await
         .unwrap_or_else(|e| panic!("{e}"))
@@ -557,6 +558,7 @@ async fn numbers_restart_each_day_and_wrap_past_tickets_in_use(backend: Backend)
             name: first.name.clone(),
             category: category("life-events"),
             etag: String::new(),
+            request_id: String::new(),
         })
         .await
         .unwrap_or_else(|e| panic!("{e}"));

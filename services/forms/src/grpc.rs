@@ -28,6 +28,8 @@ use crate::pdf::{CjkFont, Line, render};
 use crate::peers::{Forwarded, Peers};
 use crate::storage::{FormsStore, timestamp};
 
+mod proxy;
+
 /// Roles that act at the counter.
 const STAFF: &[Role] = &[Role::Admin, Role::Staff];
 /// Roles that may read the catalog.
@@ -634,7 +636,8 @@ impl FormsGrpc {
                         parent: format!("municipalities/{}", visit_name.office.municipality),
                         verification: visit.verification.clone(),
                         procedures: requested,
-                        ..Default::default()
+                        powers_of_attorney: proxy::documents(&visit).0,
+                        legal_representations: proxy::documents(&visit).1,
                     },
                 )
                 .await?
@@ -650,47 +653,30 @@ impl FormsGrpc {
             }
         }
         let mut items = Vec::new();
-        let mut blocked: HashMap<String, Vec<String>> = HashMap::new();
         for (i, p) in navigation.procedures.iter().enumerate() {
             let decision = asked
                 .iter()
                 .position(|a| *a == i)
                 .and_then(|d| decisions.get(d));
-            let (may_do, reason) = match decision {
-                Some(d) => (
-                    d.allowed,
-                    format!("{}: {}", reason_name(d.reason), d.message),
-                ),
-                None => (true, "PROXY_DECISION_REASON_SELF".to_owned()),
-            };
             let person = acts_for[i].clone();
-            let mut note = String::new();
-            if !may_do {
-                let who = people.get(&person).cloned().unwrap_or_default();
-                note = format!("{who}本人の申請・署名、または{who}の委任状が必要");
-                blocked
-                    .entry(person.clone())
-                    .or_default()
-                    .push(p.id.clone());
-            }
             let due_date = (p.deadline_days > 0)
                 .then(|| event_date + Duration::days(i64::from(p.deadline_days)))
                 .map(date_to);
-            items.push(pb::ChecklistItem {
+            let mut item = pb::ChecklistItem {
                 name: visit_name.child("items", &p.id),
                 procedure: Some(procedure_pb(p)),
-                status: if may_do {
-                    ItemStatus::Pending
-                } else {
-                    ItemStatus::Later
-                } as i32,
-                acts_for: person,
-                visitor_may_do: may_do,
-                proxy_reason: reason,
+                status: ItemStatus::Pending as i32,
+                acts_for: person.clone(),
+                visitor_may_do: true,
+                proxy_reason: "PROXY_DECISION_REASON_SELF".to_owned(),
                 due_date,
-                note,
                 ..Default::default()
-            });
+            };
+            if let Some(d) = decision {
+                let who = people.get(&person).cloned().unwrap_or_default();
+                proxy::apply_decision(&mut item, d, &who);
+            }
+            items.push(item);
         }
         let mut flags: Vec<pb::Flag> = navigation
             .flags
@@ -701,23 +687,7 @@ impl FormsGrpc {
                 procedures: f.procedures.clone(),
             })
             .collect();
-        let mut blocked: Vec<_> = blocked.into_iter().collect();
-        blocked.sort();
-        for (person, procedures) in blocked {
-            let who = people.get(&person).cloned().unwrap_or_default();
-            let names: Vec<String> = procedures
-                .iter()
-                .filter_map(|p| self.catalog.procedure(p).map(|p| p.name_ja.clone()))
-                .collect();
-            flags.push(pb::Flag {
-                id: "power-of-attorney-needed".to_owned(),
-                text_ja: format!(
-                    "委任状がないため、申請者は{who}に代わって次の手続をできません：{}。{who}本人が申請書に署名する（郵送可）か、{who}の委任状を持って後日来庁してください。",
-                    names.join("、")
-                ),
-                procedures,
-            });
-        }
+        flags.extend(proxy::blocked_flags(&self.catalog, &items, &people));
 
         let mut locked = self
             .store
@@ -842,22 +812,46 @@ impl FormsGrpc {
             ));
         }
         let target = format!("{}/categories/{category}", item.visit.office);
-        let ticket = self.peers.ticket(auth, &visit.ticket).await?;
-        if ticket.current_category == target {
-            return Err(ServiceError::precondition(
-                "ALREADY_IN_CATEGORY",
-                visit.ticket,
-                "the ticket is already queued for this department",
-            ));
-        }
-        // The queue's transfer commits first; if the write below failed the
-        // ticket would still be with the department, which is where it
-        // should be: the item's `transferred` mark is informational.
-        let ticket = self.peers.transfer(auth, &visit.ticket, &target).await?;
+        // Step 1: the intent, with the idempotency key the queue will
+        // remember. A retry after a failure further on finds it and
+        // replays the same queue transfer instead of asking for a new one.
+        let request_id = if current.transfer_request_id.is_empty() {
+            let ticket = self.peers.ticket(auth, &visit.ticket).await?;
+            if ticket.current_category == target {
+                return Err(ServiceError::precondition(
+                    "ALREADY_IN_CATEGORY",
+                    visit.ticket,
+                    "the ticket is already queued for this department",
+                ));
+            }
+            let locked = self.store.lock(&item.visit.to_string(), None, true).await?;
+            let mut value = FormsStore::item_in(&locked, &item.id).await?;
+            if value.transfer_request_id.is_empty() {
+                value.transfer_request_id = Uuid::new_v4().to_string();
+                FormsStore::save_item(&locked, &value).await?;
+                self.store
+                    .commit(locked, &principal.subject, self.now())
+                    .await?;
+            }
+            // Else a concurrent call recorded one first: use that.
+            value.transfer_request_id
+        } else {
+            current.transfer_request_id.clone()
+        };
+        // Step 2: the queue moves the ticket once per key.
+        let ticket = self
+            .peers
+            .transfer(auth, &visit.ticket, &target, &request_id)
+            .await?;
+        // Step 3: the mark; the key is cleared so that a later transfer of
+        // the same item (after the ticket came back) is a new one.
         let locked = self.store.lock(&item.visit.to_string(), None, true).await?;
         let mut value = FormsStore::item_in(&locked, &item.id).await?;
-        value.transferred = true;
-        FormsStore::save_item(&locked, &value).await?;
+        if value.transfer_request_id == request_id {
+            value.transferred = true;
+            value.transfer_request_id.clear();
+            FormsStore::save_item(&locked, &value).await?;
+        }
         self.store
             .commit(locked, &principal.subject, self.now())
             .await?;
@@ -935,43 +929,28 @@ impl FormsGrpc {
                 subjects.insert(line.subject.clone(), resident);
             }
         }
-        let requested: Vec<id::RequestedProcedure> = req
+        let asked: Vec<(String, String, pb::Relation)> = req
             .lines
             .iter()
-            .filter_map(|line| {
-                let kind = self.catalog.certificate(&line.kind)?;
-                Some(id::RequestedProcedure {
-                    procedure: kind.id.clone(),
-                    subject: line.subject.clone(),
-                    relation: subject_relation(relation(line.relation).unwrap_or_default()) as i32,
-                    policy: Some(policy(&kind.requesters)),
-                })
+            .map(|line| {
+                (
+                    line.subject.clone(),
+                    line.kind.clone(),
+                    relation(line.relation).unwrap_or_default(),
+                )
             })
             .collect();
         let decisions = self
-            .peers
-            .check_proxy(
+            .check_lines(
                 auth,
-                id::CheckProxyRequest {
-                    parent: format!("municipalities/{}", visit_name.office.municipality),
-                    verification: visit.verification.clone(),
-                    procedures: requested,
-                    ..Default::default()
-                },
+                &visit,
+                visit_name.office.municipality.as_str(),
+                &asked,
             )
             .await?;
-        let denied: Vec<String> = decisions
-            .iter()
-            .enumerate()
-            .filter(|(_, d)| !d.allowed)
-            .map(|(i, d)| format!("lines[{i}]: {} ({})", reason_name(d.reason), d.message))
-            .collect();
-        if !denied.is_empty() || decisions.len() != req.lines.len() {
-            return Err(ServiceError::precondition(
-                "NOT_ENTITLED",
-                visit_name.to_string(),
-                format!("the visitor may not request: {}", denied.join("; ")),
-            ));
+        let kinds: Vec<String> = asked.iter().map(|(_, k, _)| k.clone()).collect();
+        if let Some(refused) = proxy::refused_lines(&visit_name.to_string(), &kinds, &decisions) {
+            return Err(refused);
         }
         let mut total = 0;
         let mut lines = Vec::new();
@@ -1019,12 +998,54 @@ impl FormsGrpc {
     async fn confirm_request(
         &self,
         principal: &Principal,
+        auth: &Forwarded,
         req: pb::ConfirmCertificateRequestRequest,
     ) -> Result<pb::CertificateRequest, ServiceError> {
         let name = VisitChild::parse(&req.name, "certificateRequests")
             .map_err(|e| ServiceError::invalid("name", e.to_string()))?;
         principal.check_tenant(&name.visit.office.municipality)?;
+        // Every line is decided again with the documents recorded now: a
+        // letter may have expired or been replaced since the draft.
+        let visit = self.store.visit(&name.visit.to_string()).await?;
+        let draft = visit
+            .certificate_requests
+            .iter()
+            .find(|r| r.name == req.name)
+            .ok_or_else(|| ServiceError::not_found("certificate request", req.name.clone()))?;
+        if draft.state == pb::CertificateRequestState::Draft as i32 {
+            let asked: Vec<(String, String, pb::Relation)> = draft
+                .lines
+                .iter()
+                .map(|l| {
+                    (
+                        l.subject.clone(),
+                        l.kind.clone(),
+                        relation(l.relation).unwrap_or_default(),
+                    )
+                })
+                .collect();
+            let decisions = self
+                .check_lines(
+                    auth,
+                    &visit,
+                    name.visit.office.municipality.as_str(),
+                    &asked,
+                )
+                .await?;
+            let kinds: Vec<String> = asked.iter().map(|(_, k, _)| k.clone()).collect();
+            if let Some(refused) = proxy::refused_lines(&req.name, &kinds, &decisions) {
+                return Err(refused);
+            }
+        }
         let locked = self.store.lock(&name.visit.to_string(), None, true).await?;
+        if locked.header.powers_of_attorney != visit.powers_of_attorney
+            || locked.header.legal_representations != visit.legal_representations
+        {
+            // The documents changed while the lines were being checked.
+            return Err(ServiceError::Aborted {
+                name: name.visit.to_string(),
+            });
+        }
         let mut request = FormsStore::requests_in(&locked.txn, &locked.row.name)
             .await?
             .into_iter()
@@ -1530,8 +1551,18 @@ impl FormsService for FormsGrpc {
         &self,
         request: Request<pb::ConfirmCertificateRequestRequest>,
     ) -> Result<Response<pb::CertificateRequest>, Status> {
-        let (principal, _) = authorize(&request, STAFF)?;
-        ok(self.confirm_request(&principal, request.into_inner()).await)
+        let (principal, auth) = authorize(&request, STAFF)?;
+        ok(self
+            .confirm_request(&principal, &auth, request.into_inner())
+            .await)
+    }
+
+    async fn record_proxy_documents(
+        &self,
+        request: Request<pb::RecordProxyDocumentsRequest>,
+    ) -> Result<Response<pb::Visit>, Status> {
+        let (principal, auth) = authorize(&request, STAFF)?;
+        ok(FormsGrpc::record_proxy_documents(self, &principal, &auth, request.into_inner()).await)
     }
 
     async fn sign_visit(

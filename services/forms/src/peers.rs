@@ -153,18 +153,21 @@ impl Peers {
             .map_err(|s| peer_error(s, "ticket", "ticket"))
     }
 
-    /// Moves a ticket to another category's queue.
+    /// Moves a ticket to another category's queue, once per `request_id`
+    /// (the queue replays a retry).
     pub async fn transfer(
         &self,
         auth: &Forwarded,
         ticket: &str,
         category: &str,
+        request_id: &str,
     ) -> Result<q::Ticket, ServiceError> {
         self.queue()
             .transfer(auth.wrap(q::TransferRequest {
                 name: ticket.to_owned(),
                 category: category.to_owned(),
                 etag: String::new(),
+                request_id: request_id.to_owned(),
             }))
             .await
             .map(tonic::Response::into_inner)

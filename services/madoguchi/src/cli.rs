@@ -292,6 +292,7 @@ pub async fn run(args: ClientArgs, command: QueueCommand) -> anyhow::Result<()> 
                     name,
                     category: child(&args, "categories", &category),
                     etag: String::new(),
+                    request_id: String::new(),
                 })
                 .await?;
             print_ticket(t.get_ref());
@@ -538,6 +539,14 @@ pub fn describe(error: &anyhow::Error) -> String {
         if let Some(bad) = status.get_details_bad_request() {
             for v in bad.field_violations {
                 text.push_str(&format!("\n  {}: {}", v.field, v.description));
+            }
+        }
+        if let Some(failure) = status.get_details_precondition_failure() {
+            for v in failure.violations {
+                text.push_str(&format!(
+                    "\n  {} {}: {}",
+                    v.subject, v.r#type, v.description
+                ));
             }
         }
         return text;

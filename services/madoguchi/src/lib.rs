@@ -4,5 +4,6 @@
 
 pub mod cli;
 pub mod credentials;
+pub mod identity_cli;
 pub mod server;
 pub mod visit_cli;

@@ -52,6 +52,13 @@ enum Command {
         #[command(subcommand)]
         command: QueueCommand,
     },
+    /// Identity for counter staff: find a resident, verify a visitor, check a proxy.
+    Identity {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(subcommand)]
+        command: madoguchi::identity_cli::IdentityCommand,
+    },
     /// The 書かない counter: verify, navigate, checklist, certificates, sign, print.
     Visit {
         #[command(flatten)]
@@ -108,6 +115,9 @@ fn main() -> ExitCode {
             }
             Command::Queue { client, command } => cli::run(client, command).await,
             Command::Visit { client, command } => madoguchi::visit_cli::run(client, command).await,
+            Command::Identity { client, command } => {
+                madoguchi::identity_cli::run(client, command).await
+            }
         }
     });
     match result {

@@ -88,6 +88,21 @@ pub enum VisitCommand {
         #[arg(long)]
         counter: Option<String>,
     },
+    /// Record the 委任状 the visitor brought (replaces those recorded); the
+    /// items and certificate lines for the delegator are decided again.
+    Proxy {
+        /// Visit id or resource name.
+        visit: String,
+        /// The delegator (委任者), resident id.
+        #[arg(long)]
+        from: String,
+        /// Procedures and certificate kinds the letter lists, comma-separated.
+        #[arg(long, value_delimiter = ',', required = true)]
+        scope: Vec<String>,
+        /// The date written on the letter (和暦 or ISO).
+        #[arg(long)]
+        date: String,
+    },
     /// Send the visit's ticket to the item's department.
     Transfer {
         /// Visit id or resource name.
@@ -562,6 +577,47 @@ pub async fn run(args: ClientArgs, command: VisitCommand) -> anyhow::Result<()> 
                 request.lines.len(),
                 request.total_fee.map(|y| y.amount).unwrap_or_default()
             );
+        }
+        VisitCommand::Proxy {
+            visit,
+            from,
+            scope,
+            date: written,
+        } => {
+            let name = visit_name(&args, &visit);
+            let current = c
+                .forms
+                .get_visit(f::GetVisitRequest { name: name.clone() })
+                .await?
+                .into_inner();
+            // The letter names the visitor: name and birth date as verified.
+            let verified = c
+                .identity
+                .get_verification(id::GetVerificationRequest {
+                    name: current.verification.clone(),
+                })
+                .await?
+                .into_inner()
+                .visitor
+                .unwrap_or_default();
+            let visit = c
+                .forms
+                .record_proxy_documents(f::RecordProxyDocumentsRequest {
+                    visit: name,
+                    powers_of_attorney: vec![f::PowerOfAttorney {
+                        delegator: resident(&args, &from),
+                        proxy_name: verified.person_name,
+                        proxy_birth_date: verified.birth_date,
+                        scope,
+                        written_on: Some(parse_date(&written)?),
+                        written_on_wareki: String::new(),
+                    }],
+                    legal_representations: Vec::new(),
+                    etag: current.etag,
+                })
+                .await?
+                .into_inner();
+            print_visit(&visit);
         }
         VisitCommand::Sign { visit } => {
             // A demo stroke: a real tablet client sends the pen's points.

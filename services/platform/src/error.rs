@@ -75,6 +75,17 @@ impl Violations {
     }
 }
 
+/// One failed precondition of a [`ServiceError::FailedPreconditions`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreconditionViolation {
+    /// The `PreconditionFailure.Violation.type`, e.g. a reason name.
+    pub kind: String,
+    /// The part that fails, e.g. `lines[2]`.
+    pub subject: String,
+    /// Why, lowercase, without personal data.
+    pub description: String,
+}
+
 /// Every way a Madoguchi request can fail.
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
@@ -98,6 +109,20 @@ pub enum ServiceError {
         message: String,
         /// The resource the precondition is about.
         subject: String,
+    },
+    /// Several parts of one request each fail a precondition (e.g. the
+    /// refused lines of a certificate request): one `PreconditionFailure`
+    /// violation per part.
+    #[error("{message}")]
+    FailedPreconditions {
+        /// Stable reason, e.g. `NOT_ENTITLED`.
+        reason: &'static str,
+        /// What is wrong, for a developer.
+        message: String,
+        /// The resource the preconditions are about.
+        subject: String,
+        /// One per failing part.
+        violations: Vec<PreconditionViolation>,
     },
     /// A uniqueness conflict the caller should not retry.
     #[error("{message}")]
@@ -183,7 +208,9 @@ impl ServiceError {
         match self {
             Self::InvalidArgument(_) => Code::InvalidArgument,
             Self::NotFound { .. } => Code::NotFound,
-            Self::FailedPrecondition { .. } => Code::FailedPrecondition,
+            Self::FailedPrecondition { .. } | Self::FailedPreconditions { .. } => {
+                Code::FailedPrecondition
+            }
             Self::AlreadyExists { .. } => Code::AlreadyExists,
             Self::Aborted { .. } => Code::Aborted,
             Self::ResourceExhausted { .. } => Code::ResourceExhausted,
@@ -200,6 +227,7 @@ impl ServiceError {
             Self::InvalidArgument(_) => "INVALID_ARGUMENT",
             Self::NotFound { .. } => "NOT_FOUND",
             Self::FailedPrecondition { reason, .. }
+            | Self::FailedPreconditions { reason, .. }
             | Self::AlreadyExists { reason, .. }
             | Self::ResourceExhausted { reason, .. }
             | Self::PermissionDenied { reason, .. } => reason,
@@ -266,6 +294,20 @@ impl From<ServiceError> for Status {
                     subject.clone(),
                     message.clone(),
                 );
+                metadata.insert("resource".to_owned(), subject.clone());
+            }
+            ServiceError::FailedPreconditions {
+                subject,
+                violations,
+                ..
+            } => {
+                for violation in violations {
+                    details.add_precondition_failure_violation(
+                        violation.kind.clone(),
+                        violation.subject.clone(),
+                        violation.description.clone(),
+                    );
+                }
                 metadata.insert("resource".to_owned(), subject.clone());
             }
             ServiceError::ResourceExhausted {

@@ -119,10 +119,12 @@ impl QueueGrpc {
         etag: &str,
         action: TicketAction,
         target: Option<&str>,
+        request_id: &str,
     ) -> Result<pb::Ticket, ServiceError> {
         let mut v = Violations::new();
         let ticket = ticket_name(&mut v, name);
         let etag = parse_etag(&mut v, etag);
+        let request_id = parse_request_id(&mut v, "request_id", request_id);
         let target = match target {
             Some(target) => {
                 let parsed = v.check("category", OfficeChild::parse(target, "categories"));
@@ -142,7 +144,13 @@ impl QueueGrpc {
         };
         principal.check_tenant(&ticket.office.municipality)?;
         self.store
-            .act(&ticket, action, etag.as_deref(), target.as_ref())
+            .act(
+                &ticket,
+                action,
+                etag.as_deref(),
+                target.as_ref(),
+                request_id,
+            )
             .await
     }
 }
@@ -318,7 +326,14 @@ impl QueueService for QueueGrpc {
         let principal = authorize(&request, COUNTER_STAFF)?;
         let req = request.into_inner();
         let ticket = self
-            .act(principal, &req.name, &req.etag, TicketAction::Recall, None)
+            .act(
+                principal,
+                &req.name,
+                &req.etag,
+                TicketAction::Recall,
+                None,
+                "",
+            )
             .await?;
         Ok(Response::new(ticket))
     }
@@ -330,7 +345,14 @@ impl QueueService for QueueGrpc {
         let principal = authorize(&request, COUNTER_STAFF)?;
         let req = request.into_inner();
         let ticket = self
-            .act(principal, &req.name, &req.etag, TicketAction::NoShow, None)
+            .act(
+                principal,
+                &req.name,
+                &req.etag,
+                TicketAction::NoShow,
+                None,
+                "",
+            )
             .await?;
         Ok(Response::new(ticket))
     }
@@ -342,7 +364,14 @@ impl QueueService for QueueGrpc {
         let principal = authorize(&request, COUNTER_STAFF)?;
         let req = request.into_inner();
         let ticket = self
-            .act(principal, &req.name, &req.etag, TicketAction::Start, None)
+            .act(
+                principal,
+                &req.name,
+                &req.etag,
+                TicketAction::Start,
+                None,
+                "",
+            )
             .await?;
         Ok(Response::new(ticket))
     }
@@ -354,7 +383,14 @@ impl QueueService for QueueGrpc {
         let principal = authorize(&request, COUNTER_STAFF)?;
         let req = request.into_inner();
         let ticket = self
-            .act(principal, &req.name, &req.etag, TicketAction::Finish, None)
+            .act(
+                principal,
+                &req.name,
+                &req.etag,
+                TicketAction::Finish,
+                None,
+                "",
+            )
             .await?;
         Ok(Response::new(ticket))
     }
@@ -372,6 +408,7 @@ impl QueueService for QueueGrpc {
                 &req.etag,
                 TicketAction::Transfer,
                 Some(&req.category),
+                &req.request_id,
             )
             .await?;
         Ok(Response::new(ticket))
@@ -396,7 +433,7 @@ impl QueueService for QueueGrpc {
             TicketAction::Cancel
         };
         let ticket = self
-            .act(principal, &req.name, &req.etag, action, None)
+            .act(principal, &req.name, &req.etag, action, None, "")
             .await?;
         Ok(Response::new(ticket))
     }

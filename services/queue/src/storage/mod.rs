@@ -431,22 +431,36 @@ impl QueueStore {
     }
 
     /// Applies an action to a ticket: recall, no-show, start, finish,
-    /// transfer or cancel.
+    /// transfer or cancel. With a `request_id` the action is remembered in
+    /// the same transaction, and a retry returns the ticket as it is now
+    /// instead of acting again (the forms service's TransferForItem relies
+    /// on this to move a ticket once).
     pub async fn act(
         &self,
         ticket_name: &OfficeChild,
         action: TicketAction,
         etag: Option<&str>,
         transfer_to: Option<&OfficeChild>,
+        request_id: Option<Uuid>,
     ) -> Result<pb::Ticket, ServiceError> {
         let now = self.now();
         let now_us = micros(now);
         let office_key = ticket_name.office.to_string();
         let ticket_key = ticket_name.to_string();
 
+        let fingerprint = format!(
+            "{action:?}|{ticket_key}|{}",
+            transfer_to.map(ToString::to_string).unwrap_or_default()
+        );
+
         let txn = self.db.begin().await?;
         let office = bump_sequence(&txn, &office_key).await?;
         let sequence = office.last_sequence;
+        if let Some(previous) = replay(&txn, &office_key, request_id, &fingerprint).await? {
+            // Rolls back the sequence increment.
+            drop(txn);
+            return self.ticket_by_id(&office_key, &previous).await;
+        }
         let visit_row = visit::Entity::find_by_id(ticket_name.id.clone())
             .one(&txn)
             .await?
@@ -592,6 +606,15 @@ impl QueueStore {
             ""
         };
         append_event(&txn, &record, event_type, &event_counter, from, now).await?;
+        remember(
+            &txn,
+            &office_key,
+            request_id,
+            &fingerprint,
+            &record.visit.id,
+            now,
+        )
+        .await?;
         txn.commit().await?;
         self.bus.wake();
         self.with_wait(record).await
