@@ -6,10 +6,22 @@
 //! with `SQLITE_BUSY` and the serialisation the queue relies on holds by
 //! construction. PostgreSQL is the cluster backend, with a small pool per
 //! process. Statement logging is off on both: statements carry personal data.
+//!
+//! SQLite checkpoints (copying the WAL back into the database file, with an
+//! fsync) do not run inside commits: the request path's connection has
+//! `wal_autocheckpoint = 0`, and a checkpointer task on a connection of its
+//! own runs passive checkpoints twice a second. A passive checkpoint never
+//! blocks a writer, so a commit never waits for a checkpoint's fsync (with
+//! SQLite's default, every thousandth page a commit stalled every request
+//! queued behind the one connection for the length of a checkpoint).
 
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::{LazyLock, Mutex, PoisonError};
 use std::time::Duration;
 
-use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
+use sea_orm::sqlx::{ConnectOptions as _, Connection as _, SqliteConnection};
 use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbBackend, DbErr};
 use secrecy::{ExposeSecret, SecretString};
 
@@ -22,26 +34,122 @@ pub async fn connect(url: &SecretString) -> Result<DatabaseConnection, DbErr> {
         .sqlx_logging(false)
         .connect_timeout(Duration::from_secs(10))
         .acquire_timeout(Duration::from_secs(10));
+    let mut checkpointed = None;
     if url.starts_with("sqlite:") {
         if let Some(dir) = sqlite_parent_dir(url) {
             std::fs::create_dir_all(dir).map_err(|e| DbErr::Custom(e.to_string()))?;
         }
+        let file = sqlite_file(url);
+        let own_checkpoints = file.is_some();
+        checkpointed = file.map(|f| (f, url.to_owned()));
         options
             .max_connections(1)
             .min_connections(1)
             .idle_timeout(None::<Duration>)
             .max_lifetime(None::<Duration>)
-            .map_sqlx_sqlite_opts(|opts| {
-                opts.journal_mode(SqliteJournalMode::Wal)
+            .map_sqlx_sqlite_opts(move |opts| {
+                let opts = opts
+                    .journal_mode(SqliteJournalMode::Wal)
                     .synchronous(SqliteSynchronous::Normal)
                     .foreign_keys(true)
                     .busy_timeout(Duration::from_secs(5))
-                    .create_if_missing(true)
+                    .create_if_missing(true);
+                if own_checkpoints {
+                    opts.pragma("wal_autocheckpoint", "0")
+                } else {
+                    opts
+                }
             });
     } else {
         options.max_connections(16).min_connections(1);
     }
-    Database::connect(options).await
+    let db = Database::connect(options).await?;
+    if let Some((file, url)) = checkpointed {
+        spawn_checkpointer(file, url);
+    }
+    Ok(db)
+}
+
+/// Files with a running checkpointer in this process: one is enough per
+/// file, however many services open it.
+static CHECKPOINTED: LazyLock<Mutex<HashSet<PathBuf>>> = LazyLock::new(Default::default);
+
+/// Removes its file from [`CHECKPOINTED`] when the task ends (or its
+/// runtime is dropped).
+struct Registered(PathBuf);
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        CHECKPOINTED
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&self.0);
+    }
+}
+
+/// How often the checkpointer copies the WAL back.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
+
+fn spawn_checkpointer(file: PathBuf, url: String) {
+    if !CHECKPOINTED
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .insert(file.clone())
+    {
+        return;
+    }
+    let registered = Registered(file);
+    tokio::spawn(async move {
+        let registered = registered;
+        let options = match url.parse::<SqliteConnectOptions>() {
+            Ok(options) => options
+                .journal_mode(SqliteJournalMode::Wal)
+                .busy_timeout(Duration::from_secs(5))
+                // Checkpoints copy pages file to file; keep this
+                // connection's page cache small (64 KiB).
+                .pragma("cache_size", "-64")
+                .disable_statement_logging(),
+            Err(error) => {
+                tracing::warn!(%error, "sqlite checkpointer: bad url; commits checkpoint instead");
+                return;
+            }
+        };
+        let mut connection = match SqliteConnection::connect_with(&options).await {
+            Ok(connection) => connection,
+            Err(error) => {
+                tracing::warn!(%error, "sqlite checkpointer cannot connect");
+                return;
+            }
+        };
+        let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if !registered.0.exists() {
+                // The database was removed (a test's temporary directory).
+                break;
+            }
+            if let Err(error) = sea_orm::sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                .execute(&mut connection)
+                .await
+            {
+                tracing::warn!(%error, "sqlite checkpoint failed; retrying");
+            }
+        }
+        let _ = connection.close().await;
+    });
+}
+
+/// The database file of a file-backed SQLite url.
+fn sqlite_file(url: &str) -> Option<PathBuf> {
+    let path = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = path.split('?').next()?;
+    if path.is_empty() || path == ":memory:" || url.contains("mode=memory") {
+        return None;
+    }
+    Some(PathBuf::from(path))
 }
 
 fn sqlite_parent_dir(url: &str) -> Option<&std::path::Path> {
@@ -60,4 +168,68 @@ fn sqlite_parent_dir(url: &str) -> Option<&std::path::Path> {
 /// Which backend a connection talks to, for the few statements that differ.
 pub fn backend(db: &DatabaseConnection) -> DbBackend {
     db.get_database_backend()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use sea_orm::{ConnectionTrait, Statement};
+
+    async fn autocheckpoint(db: &DatabaseConnection) -> i64 {
+        let row = db
+            .query_one_raw(Statement::from_string(
+                DbBackend::Sqlite,
+                "PRAGMA wal_autocheckpoint",
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        row.try_get_by_index::<i64>(0).unwrap()
+    }
+
+    #[tokio::test]
+    async fn commits_leave_checkpoints_to_the_checkpointer() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.db");
+        let url = SecretString::from(format!("sqlite://{}?mode=rwc", file.display()));
+        let db = connect(&url).await.unwrap();
+        assert_eq!(autocheckpoint(&db).await, 0, "commits must not checkpoint");
+        db.execute_unprepared("CREATE TABLE t (v BLOB)")
+            .await
+            .unwrap();
+        let before = std::fs::metadata(&file).unwrap().len();
+        for _ in 0..300 {
+            db.execute_unprepared("INSERT INTO t VALUES (randomblob(4000))")
+                .await
+                .unwrap();
+        }
+        // The checkpointer copies the pages into the database file; wait
+        // for it (bounded), never a fixed sleep.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while std::fs::metadata(&file).unwrap().len() < before + 300 * 4000 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the checkpointer never copied the WAL back"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // A second connection to the same file does not start a second
+        // checkpointer, and in-memory databases checkpoint as SQLite does.
+        let again = connect(&url).await.unwrap();
+        assert_eq!(autocheckpoint(&again).await, 0);
+        let memory = connect(&SecretString::from("sqlite::memory:".to_owned()))
+            .await
+            .unwrap();
+        assert_eq!(autocheckpoint(&memory).await, 1000);
+        assert_eq!(
+            CHECKPOINTED
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|f| **f == file)
+                .count(),
+            1
+        );
+    }
 }
