@@ -409,9 +409,9 @@ impl FormsGrpc {
             )
             .collect::<Vec<_>>();
         for (person, field) in named {
-            if !people.contains_key(&person) {
-                let resident = self.peers.resident(auth, &person, &field).await?;
-                people.insert(person, full_name(resident.person_name.as_ref()));
+            if let std::collections::hash_map::Entry::Vacant(entry) = people.entry(person) {
+                let resident = self.peers.resident(auth, entry.key(), &field).await?;
+                entry.insert(full_name(resident.person_name.as_ref()));
             }
         }
 

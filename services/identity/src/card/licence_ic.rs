@@ -294,7 +294,7 @@ pub fn elements(file: &[u8]) -> Result<Vec<(u8, &[u8])>, ReaderError> {
 /// digits, Latin letters and the ideographic space into the forms the
 /// registry writes.
 pub fn decode_jis_x0208(bytes: &[u8]) -> Result<String, String> {
-    if bytes.len() % 2 != 0 || !bytes.iter().all(|b| (0x21..=0x7E).contains(b)) {
+    if !bytes.len().is_multiple_of(2) || !bytes.iter().all(|b| (0x21..=0x7E).contains(b)) {
         return Err("not jis x 0208 text (an external character, 外字?)".into());
     }
     let mut wrapped = Vec::with_capacity(bytes.len() + 6);
@@ -328,7 +328,7 @@ pub fn encode_jis_x0208(text: &str) -> Result<Vec<u8>, String> {
         .strip_prefix(b"\x1b$B")
         .and_then(|b| b.strip_suffix(b"\x1b(B"))
         .unwrap_or(&bytes);
-    if inner.contains(&0x1b) || inner.len() % 2 != 0 {
+    if inner.contains(&0x1b) || !inner.len().is_multiple_of(2) {
         return Err("text outside jis x 0208".into());
     }
     Ok(inner.to_vec())
