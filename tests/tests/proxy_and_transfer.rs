@@ -34,6 +34,7 @@ const TSURUKO: &str = "municipalities/032034/residents/100003";
 
 on_both_backends!(
     daughter_acts_for_her_mother_with_a_letter,
+    a_guardian_shows_the_registry_certificate,
     transfer_completes_once_after_a_failed_mark
 );
 
@@ -471,6 +472,81 @@ async fn daughter_acts_for_her_mother_with_a_letter(backend: Backend) {
         [(
             "lines[0]".to_owned(),
             "PROXY_DECISION_REASON_POWER_OF_ATTORNEY_EXPIRED".to_owned()
+        )]
+    );
+}
+
+/// The daughter as her mother's 成年後見人: the 登記事項証明書 counts for
+/// 3 months from its issue, like a letter.
+async fn a_guardian_shows_the_registry_certificate(backend: Backend) {
+    let t = spawn(Spawn::new(backend)).await;
+    let mut forms = forms(&t).await;
+    let (_, visit) = okuyami_visit(&t).await;
+    let guardian = |issued: Option<Date>| f::RecordProxyDocumentsRequest {
+        visit: visit.name.clone(),
+        legal_representations: vec![f::LegalRepresentation {
+            kind: f::LegalRepresentativeKind::AdultGuardian as i32,
+            represented: HANAKO.into(),
+            evidence_issued_on: issued,
+        }],
+        ..Default::default()
+    };
+    let stale = forms
+        .record_proxy_documents(guardian(date(2025, 11, 1)))
+        .await
+        .unwrap()
+        .into_inner();
+    let i = item(&stale, "sosaihi");
+    assert!(!i.visitor_may_do);
+    assert!(
+        i.proxy_reason.contains("LEGAL_REPRESENTATION_INVALID"),
+        "{}",
+        i.proxy_reason
+    );
+    assert!(i.note.contains("法定代理人"), "{}", i.note);
+
+    let fresh = forms
+        .record_proxy_documents(guardian(date(2026, 3, 10)))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(fresh.legal_representations.len(), 1);
+    for allowed in ["sosaihi", "mishikyu-nenkin"] {
+        let i = item(&fresh, allowed);
+        assert!(i.visitor_may_do, "{allowed}");
+        assert!(
+            i.proxy_reason
+                .starts_with("PROXY_DECISION_REASON_LEGAL_REPRESENTATIVE:"),
+            "{}",
+            i.proxy_reason
+        );
+    }
+    let request = forms
+        .create_certificate_request(f::CreateCertificateRequestRequest {
+            parent: visit.name.clone(),
+            lines: vec![line(HANAKO, "shotoku-kazei")],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        request.lines[0].basis,
+        "PROXY_DECISION_REASON_LEGAL_REPRESENTATIVE"
+    );
+    // 印鑑登録証明書 admits no legal representative in the catalog (only
+    // the household and a letter): refused with the precise reason.
+    let status = forms
+        .create_certificate_request(f::CreateCertificateRequestRequest {
+            parent: visit.name.clone(),
+            lines: vec![line(HANAKO, "inkan")],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        refused(&status),
+        [(
+            "lines[0]".to_owned(),
+            "PROXY_DECISION_REASON_POWER_OF_ATTORNEY_MISSING".to_owned()
         )]
     );
 }
