@@ -198,6 +198,22 @@ async fn daughter_acts_for_her_mother_with_a_letter(backend: Backend) {
         assert!(!i.visitor_may_do);
         assert!(i.proxy_reason.contains("POWER_OF_ATTORNEY_MISSING"));
     }
+    // Without a letter the 葬祭費 cannot be marked done today.
+    let early = forms
+        .update_checklist_item(f::UpdateChecklistItemRequest {
+            name: item(&visit, "sosaihi").name.clone(),
+            status: f::ItemStatus::Done as i32,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        refused(&early),
+        [(
+            item(&visit, "sosaihi").name.clone(),
+            "PROXY_DECISION_REASON_POWER_OF_ATTORNEY_MISSING".to_owned()
+        )]
+    );
 
     // Bad input is refused field by field and changes nothing.
     let bad = forms
@@ -308,6 +324,15 @@ async fn daughter_acts_for_her_mother_with_a_letter(backend: Backend) {
         assert_eq!(i.status, f::ItemStatus::Pending as i32);
         assert!(i.note.is_empty());
     }
+    // With it, it can.
+    forms
+        .update_checklist_item(f::UpdateChecklistItemRequest {
+            name: item(&visit, "sosaihi").name.clone(),
+            status: f::ItemStatus::Done as i32,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     assert!(
         !now_allowed
             .flags

@@ -755,6 +755,11 @@ impl FormsGrpc {
         };
         let locked = self.store.lock(&item.visit.to_string(), None, true).await?;
         let mut value = FormsStore::item_in(&locked, &item.id).await?;
+        if status == ItemStatus::Done && !value.visitor_may_do {
+            // The identity service refused it for this visitor: it cannot
+            // be done today (record a 委任状 and it is decided again).
+            return Err(proxy::refused_item(&req.name, &value.proxy_reason));
+        }
         value.status = status as i32;
         if !req.note.is_empty() {
             value.note = req.note;

@@ -102,6 +102,24 @@ pub(super) fn refused_lines(
     })
 }
 
+/// FAILED_PRECONDITION NOT_ENTITLED for marking a refused item 済: one
+/// violation, typed with the identity service's reason.
+pub(super) fn refused_item(item: &str, proxy_reason: &str) -> ServiceError {
+    let (kind, why) = proxy_reason
+        .split_once(": ")
+        .unwrap_or((proxy_reason, "the visitor may not do this procedure"));
+    ServiceError::FailedPreconditions {
+        reason: "NOT_ENTITLED",
+        message: format!("the visitor may not do this procedure: {why} ({kind})"),
+        subject: item.to_owned(),
+        violations: vec![PreconditionViolation {
+            kind: kind.to_owned(),
+            subject: item.to_owned(),
+            description: why.to_owned(),
+        }],
+    }
+}
+
 /// What staff should do about a refused item, in Japanese.
 pub(super) fn refusal_note(reason: i32, who: &str) -> String {
     use id::ProxyDecisionReason as R;
