@@ -16,10 +16,13 @@ use crate::config::GatewayConfig;
 use crate::devices::board::{self, BoardLineConfig, BoardLineHandle, LineHealth};
 use crate::devices::panel::{self, PanelConfig, PanelHealth};
 use crate::devices::printer::{self, PrinterConfig, PrinterHealth};
+use crate::devices::terminal::journal::SqliteJournal;
+use crate::devices::terminal::{TerminalConfig, TerminalDriver};
 use crate::kiosk::Kiosk;
 use crate::kiosk_api::KioskApi;
 use crate::link::{Cluster, follow_calls};
 use crate::metrics::Metrics;
+use crate::register::{Register, TerminalHealth};
 use crate::serial::{Backoff, Connector};
 use crate::store::LocalStore;
 
@@ -33,6 +36,12 @@ pub struct Overrides {
     pub panels: HashMap<String, Connector>,
     /// Line id → board line connector.
     pub lines: HashMap<String, Connector>,
+    /// Register id → payment terminal connector.
+    pub terminals: HashMap<String, Connector>,
+    /// Register id → receipt printer connector.
+    pub receipt_printers: HashMap<String, Connector>,
+    /// Terminal timers for every register (tests shorten them).
+    pub terminal_config: Option<TerminalConfig>,
 }
 
 /// A running gateway.
@@ -42,6 +51,8 @@ pub struct RunningGateway {
     pub kiosks: HashMap<String, Kiosk>,
     /// Board lines by id.
     pub lines: HashMap<String, BoardLineHandle>,
+    /// Registers by id.
+    pub registers: HashMap<String, Register>,
     /// The local store.
     pub store: LocalStore,
     /// The cluster link.
@@ -130,11 +141,13 @@ pub async fn start(
             .remove(&k.id)
             .unwrap_or_else(|| Connector::serial(k.printer.clone()));
         let printer = printer::spawn(connector, PrinterConfig::default());
-        metrics.printers.insert(k.id.clone(), printer.health());
+        metrics
+            .printers
+            .insert(format!("printer-{}", k.id), printer.health());
         spawn_printer_health(
             &mut tasks,
             &cluster,
-            &k.id,
+            &format!("printer-{}", k.id),
             printer.health(),
             config.timing.health_interval,
             stopped.clone(),
@@ -189,6 +202,56 @@ pub async fn start(
             });
         }
         kiosks.insert(k.id.clone(), kiosk);
+    }
+
+    let mut registers = HashMap::new();
+    if !config.registers.is_empty() {
+        let journal = std::sync::Arc::new(SqliteJournal::new(store.connection()).await?);
+        for r in &config.registers {
+            let connector = overrides
+                .terminals
+                .remove(&r.id)
+                .unwrap_or_else(|| Connector::serial(r.terminal.clone()));
+            let terminal = std::sync::Arc::new(TerminalDriver::new(
+                connector,
+                journal.clone(),
+                overrides.terminal_config.clone().unwrap_or_default(),
+            ));
+            let connector = overrides
+                .receipt_printers
+                .remove(&r.id)
+                .unwrap_or_else(|| Connector::serial(r.printer.clone()));
+            let printer = printer::spawn(connector, PrinterConfig::default());
+            let device = format!("receipt-printer-{}", r.id);
+            metrics.printers.insert(device.clone(), printer.health());
+            spawn_printer_health(
+                &mut tasks,
+                &cluster,
+                &device,
+                printer.health(),
+                config.timing.health_interval,
+                stopped.clone(),
+            );
+            let register = Register::new(
+                r.id.clone(),
+                config.register_name(&r.id),
+                cluster.clone(),
+                store.clone(),
+                terminal,
+                printer,
+                backoff.clone(),
+            );
+            spawn_terminal_health(
+                &mut tasks,
+                &cluster,
+                &r.id,
+                register.terminal_health(),
+                config.timing.health_interval,
+                stopped.clone(),
+            );
+            tasks.spawn(register.clone().run(stopped.clone()));
+            registers.insert(r.id.clone(), register);
+        }
     }
 
     tasks.spawn(follow_calls(
@@ -261,6 +324,7 @@ pub async fn start(
     Ok(RunningGateway {
         kiosks,
         lines,
+        registers,
         store,
         cluster,
         kiosk_addr,
@@ -351,15 +415,16 @@ fn device(cluster: &Cluster, id: &str, kind: pb::DeviceKind) -> pb::DeviceHealth
     }
 }
 
+/// `device`: the device id, `printer-{kiosk}` or `receipt-printer-{register}`.
 fn spawn_printer_health(
     tasks: &mut JoinSet<()>,
     cluster: &Cluster,
-    kiosk: &str,
+    device_id: &str,
     health: watch::Receiver<PrinterHealth>,
     interval: Duration,
     stopped: watch::Receiver<bool>,
 ) {
-    let id = format!("printer-{kiosk}");
+    let id = device_id.to_owned();
     let c = cluster.clone();
     spawn_reporter(
         tasks,
@@ -375,6 +440,32 @@ fn spawn_printer_health(
                 cover_open: h.cover_open,
                 last_error: h.last_error.clone().unwrap_or_default(),
                 ..device(&c, &id, pb::DeviceKind::TicketPrinter)
+            }]
+        },
+    );
+}
+
+fn spawn_terminal_health(
+    tasks: &mut JoinSet<()>,
+    cluster: &Cluster,
+    register: &str,
+    health: watch::Receiver<TerminalHealth>,
+    interval: Duration,
+    stopped: watch::Receiver<bool>,
+) {
+    let id = format!("terminal-{register}");
+    let c = cluster.clone();
+    spawn_reporter(
+        tasks,
+        cluster,
+        health,
+        interval,
+        stopped,
+        move |h: &TerminalHealth| {
+            vec![pb::DeviceHealth {
+                connected: h.connected,
+                last_error: h.last_error.clone().unwrap_or_default(),
+                ..device(&c, &id, pb::DeviceKind::PaymentTerminal)
             }]
         },
     );

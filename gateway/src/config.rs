@@ -22,6 +22,11 @@
 //! id = "rs485-1f"                   # matches `line` in the signage site file
 //! port = { path = "/dev/ttyUSB2", baud = 9600 }
 //! units = [1, 2, 3, 4, 5]
+//!
+//! [[registers]]
+//! id = "r1"                         # municipalities/…/registers/r1 in the POS service
+//! terminal = { path = "/dev/ttyUSB3", baud = 9600, stop_bits = "2" }
+//! printer = { path = "/dev/ttyUSB4", baud = 19200 }
 //! ```
 
 use std::collections::BTreeMap;
@@ -48,6 +53,9 @@ pub struct GatewayConfig {
     /// RS-485 lines of call boards.
     #[serde(default)]
     pub board_lines: Vec<BoardLineConfig>,
+    /// Registers (レジ): a payment terminal and a receipt printer each.
+    #[serde(default)]
+    pub registers: Vec<RegisterConfig>,
     /// Where the local `KioskService` listens (touch-screen kiosks), e.g.
     /// `127.0.0.1:50061`; unset for none.
     #[serde(default)]
@@ -156,6 +164,21 @@ pub struct BoardLineConfig {
     pub units: Vec<u8>,
 }
 
+/// One register: its payment terminal (ZVT serial) and its receipt
+/// printer (ESC/POS, with the cash drawer on the printer's kick connector).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterConfig {
+    /// Register id as in the POS service's resource name
+    /// `{office}/registers/{id}`, e.g. `r1`: 1-20 lowercase letters,
+    /// digits or hyphens.
+    pub id: String,
+    /// The payment terminal (ZVT serial framing; usually 9600 8N2).
+    pub terminal: PortConfig,
+    /// The receipt printer.
+    pub printer: PortConfig,
+}
+
 /// Timers of the link.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -196,6 +219,15 @@ impl Default for Timing {
             health_interval: default_health(),
         }
     }
+}
+
+/// 1-20 lowercase letters, digits or hyphens.
+fn valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 20
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
 mod millis {
@@ -266,13 +298,7 @@ impl GatewayConfig {
         }
         let mut ids = std::collections::HashSet::new();
         for kiosk in &self.kiosks {
-            let valid = !kiosk.id.is_empty()
-                && kiosk.id.len() <= 20
-                && kiosk
-                    .id
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-            if !valid {
+            if !valid_id(&kiosk.id) {
                 return Err(ConfigError::Invalid(format!(
                     "kiosk id {:?}: 1-20 lowercase letters, digits or hyphens",
                     kiosk.id
@@ -291,6 +317,27 @@ impl GatewayConfig {
                 )));
             }
         }
+        let mut registers = std::collections::HashSet::new();
+        for register in &self.registers {
+            if !valid_id(&register.id) {
+                return Err(ConfigError::Invalid(format!(
+                    "register id {:?}: 1-20 lowercase letters, digits or hyphens",
+                    register.id
+                )));
+            }
+            if !registers.insert(register.id.clone()) {
+                return Err(ConfigError::Invalid(format!(
+                    "register id {:?} appears twice",
+                    register.id
+                )));
+            }
+            if register.terminal.path == register.printer.path {
+                return Err(ConfigError::Invalid(format!(
+                    "register {}: terminal and printer cannot share a port",
+                    register.id
+                )));
+            }
+        }
         for line in &self.board_lines {
             if line.units.is_empty() || line.units.iter().any(|u| !(1..=247).contains(u)) {
                 return Err(ConfigError::Invalid(format!(
@@ -300,6 +347,11 @@ impl GatewayConfig {
             }
         }
         Ok(())
+    }
+
+    /// The resource name of a register of this office.
+    pub fn register_name(&self, id: &str) -> String {
+        format!("{}/registers/{id}", self.cluster.office)
     }
 
     /// The bearer token: inline, or the `device` token of a credentials file.
@@ -359,6 +411,11 @@ mod tests {
             id = "rs485-1f"
             port = { path = "/dev/ttyUSB2" }
             units = [1, 2, 3]
+
+            [[registers]]
+            id = "r1"
+            terminal = { path = "/dev/ttyUSB3", stop_bits = "2" }
+            printer = { path = "/dev/ttyUSB4", baud = 19200 }
         "#;
         let config = GatewayConfig::parse(text).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(
@@ -378,5 +435,16 @@ mod tests {
         assert!(GatewayConfig::parse(&bad_id).is_err());
         let typo = text.replace("buttons", "buttonz");
         assert!(GatewayConfig::parse(&typo).is_err());
+
+        assert_eq!(config.registers[0].terminal.baud, 9600);
+        assert_eq!(config.registers[0].printer.baud, 19200);
+        assert_eq!(
+            config.register_name("r1"),
+            "municipalities/032034/offices/main/registers/r1"
+        );
+        let bad_register = text.replace("id = \"r1\"", "id = \"R1\"");
+        assert!(GatewayConfig::parse(&bad_register).is_err());
+        let shared_port = text.replace("/dev/ttyUSB4", "/dev/ttyUSB3");
+        assert!(GatewayConfig::parse(&shared_port).is_err());
     }
 }

@@ -14,6 +14,7 @@ use crate::config::GatewayConfig;
 use crate::devices::board::sim as board_sim;
 use crate::devices::panel::sim as panel_sim;
 use crate::devices::printer::sim as printer_sim;
+use crate::devices::terminal::sim as terminal_sim;
 use crate::serial::{Connector, pty_pair};
 
 /// The simulators of a floor.
@@ -25,6 +26,10 @@ pub struct Simulators {
     pub panels: HashMap<String, panel_sim::PanelSimHandle>,
     /// Line id → board line simulator.
     pub lines: HashMap<String, board_sim::BoardSimHandle>,
+    /// Register id → payment terminal simulator (approves by default).
+    pub terminals: HashMap<String, terminal_sim::TerminalSimHandle>,
+    /// Register id → receipt printer simulator.
+    pub receipt_printers: HashMap<String, printer_sim::PrinterSimHandle>,
 }
 
 /// Creates a simulator for every device of `config` and starts the gateway
@@ -66,6 +71,25 @@ pub async fn start_simulated(
             Connector::once(format!("simulated line {}", line.id), gateway_end),
         );
     }
+    for register in &config.registers {
+        let (gateway_end, device_end) = pty_pair()?;
+        sims.terminals
+            .insert(register.id.clone(), terminal_sim::spawn(device_end));
+        overrides.terminals.insert(
+            register.id.clone(),
+            Connector::once(format!("simulated terminal {}", register.id), gateway_end),
+        );
+        let (gateway_end, device_end) = pty_pair()?;
+        sims.receipt_printers
+            .insert(register.id.clone(), printer_sim::spawn(device_end));
+        overrides.receipt_printers.insert(
+            register.id.clone(),
+            Connector::once(
+                format!("simulated receipt printer {}", register.id),
+                gateway_end,
+            ),
+        );
+    }
     let gateway = start(config, clock, overrides).await?;
     Ok((gateway, sims))
 }
@@ -80,6 +104,16 @@ pub async fn run_in_terminal(
 ) -> anyhow::Result<()> {
     let (gateway, sims) = start_simulated(config, clock).await?;
     let mut printed_seen: HashMap<String, usize> = HashMap::new();
+    let mut receipts_seen: HashMap<String, usize> = HashMap::new();
+    let mut pulses_seen: HashMap<String, usize> = HashMap::new();
+    let mut charges_seen: HashMap<String, usize> = HashMap::new();
+    for register in &config.registers {
+        println!(
+            "simulated floor: register {} ({}) — its terminal approves every sale",
+            register.id,
+            config.register_name(&register.id)
+        );
+    }
     let mut shown: HashMap<(String, u8), String> = HashMap::new();
     if let Some(kiosk) = config.kiosks.first() {
         println!(
@@ -112,6 +146,28 @@ pub async fn run_in_terminal(
                         println!("──── kiosk {kiosk} printed ────\n{}", ticket.render_text());
                     }
                     *seen = printed.len();
+                }
+                for (register, printer) in &sims.receipt_printers {
+                    let printed = printer.printed();
+                    let seen = receipts_seen.entry(register.clone()).or_default();
+                    for receipt in &printed[*seen..] {
+                        println!("──── register {register} printed ────\n{}", receipt.render_text());
+                    }
+                    *seen = printed.len();
+                    let pulses = printer.drawer_pulses().len();
+                    let seen = pulses_seen.entry(register.clone()).or_default();
+                    if pulses > *seen {
+                        println!("register {register}: cash drawer opened");
+                        *seen = pulses;
+                    }
+                }
+                for (register, terminal) in &sims.terminals {
+                    let ledger = terminal.ledger();
+                    let seen = charges_seen.entry(register.clone()).or_default();
+                    for charge in &ledger[*seen..] {
+                        println!("register {register}: terminal charged {} under {}", charge.amount, charge.reference);
+                    }
+                    *seen = ledger.len();
                 }
                 for (line_id, line) in &sims.lines {
                     for unit in config

@@ -9,7 +9,9 @@
 //! position, number leases, offline outbox), `link` (the cluster client and
 //! the call follower that drives the boards), `kiosk` (button → printed
 //! ticket, online or from the lease), `kiosk_api` (the local
-//! `KioskService`), `metrics` (Prometheus), `tls`, `app` (wiring) and `floor` (`--simulate`).
+//! `KioskService`), `register` (payments on the terminal, receipts and the
+//! cash drawer for a POS register), `metrics` (Prometheus), `tls`, `app`
+//! (wiring) and `floor` (`--simulate`).
 
 pub mod app;
 pub mod config;
@@ -19,6 +21,7 @@ pub mod kiosk;
 pub mod kiosk_api;
 pub mod link;
 pub mod metrics;
+pub mod register;
 pub mod serial;
 pub mod store;
 pub mod tls;

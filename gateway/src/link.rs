@@ -14,6 +14,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use futures::StreamExt;
+use madoguchi_proto::pos::v1::pos_service_client::PosServiceClient;
 use madoguchi_proto::queue::v1 as pb;
 use madoguchi_proto::queue::v1::queue_service_client::QueueServiceClient;
 use madoguchi_proto::signage::v1::GetBoardRoutingRequest;
@@ -55,6 +56,8 @@ impl Interceptor for Bearer {
 pub type QueueClient = QueueServiceClient<InterceptedService<Channel, Bearer>>;
 /// A signage client with the gateway's token.
 pub type SignageClient = SignageServiceClient<InterceptedService<Channel, Bearer>>;
+/// A POS client with the gateway's token (registers).
+pub type PosClient = PosServiceClient<InterceptedService<Channel, Bearer>>;
 
 /// Why the cluster link cannot be set up.
 #[derive(Debug, thiserror::Error)]
@@ -112,6 +115,11 @@ impl Cluster {
     /// A signage client.
     pub fn signage(&self) -> SignageClient {
         SignageServiceClient::with_interceptor(self.channel.clone(), self.bearer.clone())
+    }
+
+    /// A POS client.
+    pub fn pos(&self) -> PosClient {
+        PosServiceClient::with_interceptor(self.channel.clone(), self.bearer.clone())
     }
 
     /// Whether the last call reached the cluster.

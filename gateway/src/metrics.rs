@@ -17,7 +17,8 @@ use crate::store::{LocalStore, OutboxState};
 /// What a scrape reads.
 #[derive(Debug, Clone)]
 pub struct Metrics {
-    /// Kiosk id → printer health.
+    /// Device id (`printer-{kiosk}`, `receipt-printer-{register}`) →
+    /// printer health.
     pub printers: BTreeMap<String, watch::Receiver<PrinterHealth>>,
     /// Kiosk id → panel health.
     pub panels: BTreeMap<String, watch::Receiver<PanelHealth>>,
@@ -66,12 +67,12 @@ impl Metrics {
             "madoguchi_gateway_device_up",
             "1 when the device answers on its port.",
         );
-        for (kiosk, h) in &self.printers {
+        for (device, h) in &self.printers {
             let h = h.borrow();
             sample(
                 &mut out,
                 "madoguchi_gateway_device_up",
-                &[("device", &format!("printer-{kiosk}"))],
+                &[("device", device)],
                 u8::from(h.connected),
             );
         }
@@ -101,9 +102,8 @@ impl Metrics {
             "madoguchi_gateway_printer_condition",
             "1 while the printer is in the condition (paper_near_end, paper_out, cover_open, offline).",
         );
-        for (kiosk, h) in &self.printers {
+        for (device, h) in &self.printers {
             let h = h.borrow();
-            let device = format!("printer-{kiosk}");
             for (condition, on) in [
                 ("paper_near_end", h.paper_near_end),
                 ("paper_out", h.paper_out),
@@ -113,7 +113,7 @@ impl Metrics {
                 sample(
                     &mut out,
                     "madoguchi_gateway_printer_condition",
-                    &[("device", &device), ("condition", condition)],
+                    &[("device", device), ("condition", condition)],
                     u8::from(on),
                 );
             }

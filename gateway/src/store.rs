@@ -150,6 +150,12 @@ impl LocalStore {
         Ok(Self { db })
     }
 
+    /// The underlying connection (the payment terminal's sale journal
+    /// lives in the same file, in its own tables).
+    pub fn connection(&self) -> DatabaseConnection {
+        self.db.clone()
+    }
+
     /// The last event sequence handled for `office`, if any.
     pub async fn cursor(&self, office: &str) -> Result<Option<u64>, ServiceError> {
         let row = self

@@ -26,12 +26,21 @@ fn card_receipt() -> ReceiptContent {
                 unit_fee_yen: 300,
                 copies: 2,
                 amount_yen: 600,
+                exemption: None,
             },
             ReceiptItem {
                 name: "戸籍謄本".into(),
                 unit_fee_yen: 450,
                 copies: 1,
                 amount_yen: 450,
+                exemption: None,
+            },
+            ReceiptItem {
+                name: "除籍謄本".into(),
+                unit_fee_yen: 750,
+                copies: 1,
+                amount_yen: 0,
+                exemption: Some("年金請求用".into()),
             },
         ],
         total_yen: 1050,
@@ -39,6 +48,7 @@ fn card_receipt() -> ReceiptContent {
         tendered_yen: None,
         change_yen: None,
         approval_number: Some("A1B2C3".into()),
+        non_taxable: true,
         reprint: false,
     }
 }
@@ -89,7 +99,7 @@ fn expected(content: &ReceiptContent) -> PrintedReceipt {
         tendered_yen: content.tendered_yen,
         change_yen: content.change_yen,
         approval_number: content.approval_number.clone(),
-        tax_exempt: true,
+        tax_exempt: content.non_taxable,
     }
 }
 
@@ -190,6 +200,7 @@ async fn unprintable_text_is_refused_before_sending() {
             unit_fee_yen: 300,
             copies: 1,
             amount_yen: 300,
+            exemption: None,
         }],
         ..card_receipt()
     };

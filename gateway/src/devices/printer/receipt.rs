@@ -14,14 +14,17 @@
 //! 日時: 令和8年11月25日 10:15
 //! ------------------------------------------
 //! 住民票の写し
-//!              ￥300 × 2            ￥600
+//!     ￥300 × 2                       ￥600
+//! 戸籍謄本
+//!     ￥450 × 1                         ￥0
+//!     免除: 年金請求用                      ← exempted items only
 //! ------------------------------------------
 //! 合計                             ￥600    ← 2× height
 //! お支払方法: 現金
 //! お預り                          ￥1,000
 //! お釣り                            ￥400
 //! 承認番号: A1B2C3                          ← terminal payments only
-//! 非課税
+//! 非課税                                    ← non-taxable fees
 //! 上記の金額を領収いたしました。
 //! この領収書は再発行です。                  ← reprints only
 //! ```
@@ -38,6 +41,9 @@ pub const COLUMNS: usize = 42;
 /// The separator line between sections.
 pub const RULE: &str = "------------------------------------------";
 
+/// Prefix of the line under an exempted item.
+pub const EXEMPTION: &str = "    免除: ";
+
 /// The mark printed at the top of a reprint.
 pub const REPRINT_MARK: &str = "【再発行】";
 
@@ -52,6 +58,8 @@ pub struct ReceiptItem {
     pub copies: u32,
     /// Amount in yen (unit fee × copies, or less for an exemption).
     pub amount_yen: u64,
+    /// Why the fee was waived, e.g. `年金請求用`, printed under the item.
+    pub exemption: Option<String>,
 }
 
 /// What a receipt says. The caller (the POS service) computed every
@@ -78,6 +86,8 @@ pub struct ReceiptContent {
     pub change_yen: Option<u64>,
     /// The terminal's approval number, for terminal payments.
     pub approval_number: Option<String>,
+    /// Every line is a non-taxable administrative fee: printed 「非課税」.
+    pub non_taxable: bool,
     /// A reprint of an earlier receipt: marked 【再発行】.
     pub reprint: bool,
 }
@@ -161,6 +171,9 @@ pub fn encode_receipt(
         kanji_line(&mut out, "item name", &item.name)?;
         let detail = format!("    {} × {}", yen(item.unit_fee_yen), item.copies);
         kanji_line(&mut out, "item", &spread(&detail, &yen(item.amount_yen)))?;
+        if let Some(reason) = &item.exemption {
+            kanji_line(&mut out, "exemption", &format!("{EXEMPTION}{reason}"))?;
+        }
     }
     kanji_line(&mut out, "rule", RULE)?;
     out.extend_from_slice(&[GS, b'!', 0x01]);
@@ -180,7 +193,9 @@ pub fn encode_receipt(
             &format!("承認番号: {approval}"),
         )?;
     }
-    kanji_line(&mut out, "tax", "非課税")?;
+    if r.non_taxable {
+        kanji_line(&mut out, "tax", "非課税")?;
+    }
     kanji_line(&mut out, "statement", "上記の金額を領収いたしました。")?;
     if r.reprint {
         kanji_line(&mut out, "reprint", "この領収書は再発行です。")?;
@@ -276,11 +291,19 @@ impl PrintedReceipt {
             let detail = lines.next()?;
             let (unit, rest) = detail.trim_start().strip_prefix('￥')?.split_once(" × ")?;
             let (copies, _) = rest.split_once(' ')?;
+            let exemption = match lines.peek() {
+                Some(line) if line.starts_with(EXEMPTION) => lines
+                    .next()
+                    .and_then(|l| l.strip_prefix(EXEMPTION))
+                    .map(str::to_owned),
+                _ => None,
+            };
             r.items.push(ReceiptItem {
                 name: name.to_owned(),
                 unit_fee_yen: unit.replace(',', "").parse().ok()?,
                 copies: copies.parse().ok()?,
                 amount_yen: trailing_yen(rest)?,
+                exemption,
             });
         }
         let total = lines.next()?;

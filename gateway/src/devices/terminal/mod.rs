@@ -428,6 +428,23 @@ impl TerminalDriver {
         Ok(self.journal.settle(reference, state, None).await?)
     }
 
+    /// Whether the port is open (opening it if needed; nothing is sent).
+    /// `Ok(true)` without touching the port while a dialogue holds it.
+    pub async fn check_port(&self) -> Result<bool, TerminalError> {
+        let Ok(mut session) = self.session.try_lock() else {
+            return Ok(true);
+        };
+        session.port().await.map(|_| true)
+    }
+
+    /// The journal entry of `reference`, if it was ever sent (or about to be).
+    pub async fn journal_entry(
+        &self,
+        reference: &SaleRef,
+    ) -> Result<Option<journal::JournalEntry>, TerminalError> {
+        Ok(self.journal.get(reference).await?)
+    }
+
     /// Asks the running sale to abort (`06 1E`); the terminal's result then
     /// says whether it was aborted or had already completed. No effect when
     /// no sale is running.

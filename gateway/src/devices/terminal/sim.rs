@@ -130,6 +130,16 @@ impl TerminalSimHandle {
     }
 }
 
+impl TerminalSimHandle {
+    /// Connects this same terminal (its transaction table and ledger) to
+    /// another cable, e.g. a fresh pty after the gateway restarted and the
+    /// old one closed. Like a real terminal, it remembers its transactions.
+    pub fn attach(&self, transport: impl Transport) {
+        let port = Framed::new(Box::new(transport) as BoxTransport, ZvtCodec::default());
+        tokio::spawn(run(port, self.shared.clone()));
+    }
+}
+
 /// Starts a simulator on `transport` (a pty master or an in-memory duplex).
 pub fn spawn(transport: impl Transport) -> TerminalSimHandle {
     let shared = Arc::new(Mutex::new(Shared::default()));
