@@ -35,7 +35,8 @@ const TSURUKO: &str = "municipalities/032034/residents/100003";
 on_both_backends!(
     daughter_acts_for_her_mother_with_a_letter,
     a_guardian_shows_the_registry_certificate,
-    transfer_completes_once_after_a_failed_mark
+    transfer_completes_once_after_a_failed_mark,
+    transfer_completes_after_the_queue_failed
 );
 
 async fn channel(t: &TestServer) -> Channel {
@@ -719,4 +720,98 @@ async fn transfer_completes_once_after_a_failed_mark(backend: Backend) {
         .await
         .unwrap_err();
     assert_eq!(again.code(), Code::FailedPrecondition);
+}
+
+/// Breaks the queue instead: its transfer transaction fails (the insert of
+/// the idempotency record raises), so nothing moved. Meanwhile a colleague
+/// sends the ticket to the department by hand; the retry finds it there
+/// and only completes the mark.
+async fn transfer_completes_after_the_queue_failed(backend: Backend) {
+    let t = spawn(Spawn::new(backend)).await;
+    let mut forms = forms(&t).await;
+    let mut queue = t.client(Role::Staff).await;
+    let (ticket, visit) = okuyami_visit(&t).await;
+    let kaigo = item(&visit, "kaigo-soshitsu").name.clone();
+    let target = format!(
+        "{OFFICE}/categories/{}",
+        item(&visit, "kaigo-soshitsu")
+            .procedure
+            .as_ref()
+            .unwrap()
+            .category
+    );
+    let db = Database::connect(t.database_url.as_str()).await.unwrap();
+    let postgres = db.get_database_backend() == DbBackend::Postgres;
+    if postgres {
+        db.execute_unprepared(
+            "CREATE FUNCTION break_queue() RETURNS trigger AS $$ \
+             BEGIN RAISE EXCEPTION 'injected failure'; END $$ LANGUAGE plpgsql",
+        )
+        .await
+        .unwrap();
+        db.execute_unprepared(
+            "CREATE TRIGGER break_queue BEFORE INSERT ON queue_requests \
+             FOR EACH ROW EXECUTE FUNCTION break_queue()",
+        )
+        .await
+        .unwrap();
+    } else {
+        db.execute_unprepared(
+            "CREATE TRIGGER break_queue BEFORE INSERT ON queue_requests \
+             BEGIN SELECT RAISE(ABORT, 'injected failure'); END",
+        )
+        .await
+        .unwrap();
+    }
+    let failed = forms
+        .transfer_for_item(f::TransferForItemRequest {
+            name: kaigo.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert_ne!(failed.code(), Code::Ok);
+    let still = queue
+        .get_ticket(q::GetTicketRequest {
+            name: ticket.name.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_ne!(still.current_category, target, "the queue rolled back");
+    let legs = still.legs.len();
+
+    // By hand (no request id, so the broken table is not touched).
+    queue
+        .transfer(q::TransferRequest {
+            name: ticket.name.clone(),
+            category: target.clone(),
+            etag: String::new(),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap();
+    db.execute_unprepared(if postgres {
+        "DROP TRIGGER break_queue ON queue_requests"
+    } else {
+        "DROP TRIGGER break_queue"
+    })
+    .await
+    .unwrap();
+    db.close().await.unwrap();
+
+    let done = forms
+        .transfer_for_item(f::TransferForItemRequest { name: kaigo })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(done.item.unwrap().transferred);
+    let after = queue
+        .get_ticket(q::GetTicketRequest {
+            name: ticket.name.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(after.current_category, target);
+    assert_eq!(after.legs.len(), legs + 1, "moved once, by hand");
 }

@@ -844,10 +844,24 @@ impl FormsGrpc {
             current.transfer_request_id.clone()
         };
         // Step 2: the queue moves the ticket once per key.
-        let ticket = self
+        let ticket = match self
             .peers
             .transfer(auth, &visit.ticket, &target, &request_id)
-            .await?;
+            .await
+        {
+            Ok(ticket) => ticket,
+            Err(error) => {
+                // The answer may have been lost after the queue committed,
+                // or an earlier attempt failed in the queue and the ticket
+                // reached the department another way since: either way
+                // there is nothing left to move once it waits there.
+                let now = self.peers.ticket(auth, &visit.ticket).await?;
+                if now.current_category != target {
+                    return Err(error);
+                }
+                now
+            }
+        };
         // Step 3: the mark; the key is cleared so that a later transfer of
         // the same item (after the ticket came back) is a new one.
         let locked = self.store.lock(&item.visit.to_string(), None, true).await?;
