@@ -189,7 +189,7 @@ async fn office_feed(
     Query(query): Query<FeedQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let floor = floor(&app, &office)?.clone();
+    let floor = floor(&app, &office)?;
     let last_event_id = match headers.get("last-event-id") {
         Some(value) => Some(
             value
@@ -204,7 +204,7 @@ async fn office_feed(
     // earlier: it is the newest event the page actually received.
     let after = last_event_id.or(query.after);
     Ok(crate::feed::office_feed(
-        app.inner.queue.clone(),
+        app.inner.hubs.clone(),
         floor,
         after,
         app.inner.draining.clone(),
@@ -216,9 +216,9 @@ async fn ticket_feed(
     Path((office, ticket, token)): Path<(String, String, String)>,
 ) -> Result<Response, ApiError> {
     let name = verified_ticket(&app, &office, &ticket, &token)?;
-    let floor = floor(&app, &office)?.clone();
+    let floor = floor(&app, &office)?;
     Ok(crate::feed::ticket_feed(
-        app.inner.queue.clone(),
+        app.inner.hubs.clone(),
         floor,
         name,
         app.inner.draining.clone(),

@@ -9,7 +9,9 @@
 //! - [`status_url`]: unguessable ticket status URLs (HMAC);
 //! - [`views`]: queue messages to page views and announcements (no I/O);
 //! - [`queue_client`]: the queue client (gRPC, `display` role);
-//! - [`feed`]: server-sent event feeds following `WatchOffice`;
+//! - [`hub`]: one `WatchOffice` follower per office, fanned out to every
+//!   page (ring + broadcast, resume, resynchronisation of slow pages);
+//! - [`feed`]: the pages' server-sent event feeds, served from the hub;
 //! - [`http`]: the pages, assets and JSON/SSE endpoints under `/signage/`;
 //! - [`grpc`]: the tonic adapter of `SignageService`;
 //! - `SignageApp`: wiring.
@@ -18,6 +20,7 @@ pub mod feed;
 pub mod grpc;
 pub mod guide;
 pub mod http;
+pub mod hub;
 pub mod queue_client;
 pub mod status_url;
 pub mod views;
@@ -38,7 +41,7 @@ use tonic::service::Routes;
 
 use crate::grpc::SignageGrpc;
 use crate::guide::{Guide, GuideError};
-use crate::queue_client::QueueClient;
+use crate::hub::{FeedCounts, FeedLimits, Hubs};
 use crate::status_url::StatusUrlKey;
 use crate::views::Floor;
 
@@ -76,6 +79,8 @@ pub struct SignageOptions {
     pub key: StatusUrlKey,
     /// The checked signage file (empty when the site has none).
     pub guide: Guide,
+    /// Sizes of the live feeds' fan-out.
+    pub feed: FeedLimits,
 }
 
 impl SignageOptions {
@@ -142,6 +147,7 @@ impl SignageOptions {
                 .to_owned(),
             key,
             guide,
+            feed: FeedLimits::default(),
         })
     }
 }
@@ -158,7 +164,7 @@ struct Inner {
     floors: HashMap<String, Floor>,
     guide: Guide,
     key: StatusUrlKey,
-    queue: QueueClient,
+    hubs: Arc<Hubs>,
     public_url: String,
     clock: SharedClock,
     draining: Draining,
@@ -187,7 +193,7 @@ impl SignageApp {
                 floors,
                 guide: options.guide,
                 key: options.key,
-                queue,
+                hubs: Hubs::new(queue, options.feed, draining.clone()),
                 public_url: options.public_url,
                 clock,
                 draining,
@@ -220,6 +226,12 @@ impl SignageApp {
     pub fn status_url(&self, ticket_name: &str) -> Option<String> {
         self.status_path(ticket_name)
             .map(|path| format!("{}{path}", self.inner.public_url))
+    }
+
+    /// Counters of the live feeds (queue streams opened, catch-ups,
+    /// resynchronisations, status reads).
+    pub fn feed_counts(&self) -> FeedCounts {
+        self.inner.hubs.counts()
     }
 
     fn floor(&self, office: &str) -> Option<&Floor> {

@@ -52,6 +52,10 @@ function renderStatus(status) {
     el('td', {}, c.waiting === 0 ? '—' : waitText(c.wait_min, c.wait_max, 'ja'),
       el('span', { class: 'name-en' }, c.waiting === 0 ? 'no wait' : waitText(c.wait_min, c.wait_max, 'en')))));
   document.getElementById('queues').replaceChildren(...rows);
+  // A snapshot older than the newest event shown (the server reads
+  // snapshots while events keep flowing) would take back a call already on
+  // the board: keep the board, the next snapshot brings it up to date.
+  if (status.last_sequence < lastSequence) return;
   // The snapshot is the truth for what counters are calling now; keep the
   // calls we already show with their colours, drop the ones it no longer has.
   const shown = new Map(calling);
@@ -126,7 +130,11 @@ function speak(text, lang) {
 
 function announce(call) {
   announcements.push(call);
-  if (!speaking) nextAnnouncement();
+  if (speaking) return;
+  speaking = true;
+  // In a task of its own: the number is on the board (and painted) first,
+  // the chime and speech setup come after.
+  setTimeout(nextAnnouncement, 0);
 }
 
 async function nextAnnouncement() {

@@ -243,7 +243,26 @@ pub struct SseReader {
 impl SseReader {
     /// Opens `path` with optional `Last-Event-ID`.
     pub async fn open(addr: SocketAddr, path: &str, last_event_id: Option<u64>) -> Self {
-        let mut stream = TcpStream::connect(addr).await.unwrap();
+        let stream = TcpStream::connect(addr).await.unwrap();
+        Self::request(stream, addr, path, last_event_id).await
+    }
+
+    /// Opens `path` on a socket with a receive buffer of about
+    /// `receive_buffer` bytes: a page on a slow link, whose events pile up
+    /// at the server as soon as this reader stops reading.
+    pub async fn open_slow(addr: SocketAddr, path: &str, receive_buffer: u32) -> Self {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(receive_buffer).unwrap();
+        let stream = socket.connect(addr).await.unwrap();
+        Self::request(stream, addr, path, None).await
+    }
+
+    async fn request(
+        mut stream: TcpStream,
+        addr: SocketAddr,
+        path: &str,
+        last_event_id: Option<u64>,
+    ) -> Self {
         let resume = last_event_id
             .map(|id| format!("Last-Event-ID: {id}\r\n"))
             .unwrap_or_default();
@@ -266,6 +285,22 @@ impl SseReader {
             }
         }
         Self { lines }
+    }
+
+    /// Reads until the event with id `newest`; returns every event that
+    /// has an id, as `(id, event name, data)`, in arrival order.
+    pub async fn events_through(&mut self, newest: u64) -> Vec<(u64, String, String)> {
+        let mut events = Vec::new();
+        while events.last().map(|(id, _, _)| *id) != Some(newest) {
+            let event = self
+                .next()
+                .await
+                .unwrap_or_else(|| panic!("feed ended before event {newest}: {events:?}"));
+            if let Some(id) = event.id {
+                events.push((id.parse().unwrap(), event.event, event.data));
+            }
+        }
+        events
     }
 
     /// The next event that has an `event:` name (skipping `retry:` and
