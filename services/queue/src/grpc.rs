@@ -675,16 +675,29 @@ async fn follow(
     tx: mpsc::Sender<Result<pb::WatchOfficeResponse, Status>>,
     mut draining: Draining,
 ) {
-    let mut wake = store.bus().subscribe();
+    let bus = store.bus().clone();
+    let mut wake = bus.subscribe();
+    // The outside generation of the last log read; none yet.
+    let mut mark = None;
     loop {
         // Mark the current generation seen before reading, so a commit
         // that lands after the read still wakes the wait below.
         wake.borrow_and_update();
-        let events = match store.events_after(&office, after, REPLAY_BATCH).await {
-            Ok(events) => events,
-            Err(error) => {
-                let _ = tx.send(Err(error.into())).await;
-                return;
+        // This process's own recent commits when the bus vouches for them
+        // (see `notify`), else the log.
+        let recent = mark
+            .and_then(|m| bus.recent_after(&office, u64::try_from(after).unwrap_or_default(), m));
+        let events = match recent {
+            Some(events) => events,
+            None => {
+                mark = Some(bus.mark());
+                match store.events_after(&office, after, REPLAY_BATCH).await {
+                    Ok(events) => events,
+                    Err(error) => {
+                        let _ = tx.send(Err(error.into())).await;
+                        return;
+                    }
+                }
             }
         };
         let full = events.len() as u64 == REPLAY_BATCH;
@@ -708,7 +721,8 @@ async fn follow(
                 return;
             }
             () = tx.closed() => return,
-            () = tokio::time::sleep(POLL_INTERVAL) => {}
+            // The safety net reads the log, whatever the bus says.
+            () = tokio::time::sleep(POLL_INTERVAL) => mark = None,
         }
     }
 }

@@ -288,10 +288,19 @@ impl QueueStore {
             visit,
             legs: vec![leg],
         };
-        append_event(&txn, &record, pb::EventType::TicketIssued, "", "", now).await?;
+        let event = append_event(
+            &txn,
+            &self.bus,
+            &record,
+            pb::EventType::TicketIssued,
+            "",
+            "",
+            now,
+        )
+        .await?;
         remember(&txn, &office_key, request_id, &fingerprint, &id, now).await?;
         txn.commit().await?;
-        self.bus.wake();
+        self.bus.publish([event]);
         self.with_wait(record).await
     }
 
@@ -407,8 +416,9 @@ impl QueueStore {
             .next()
             .ok_or_else(|| ServiceError::Internal("waiting leg without visit".into()))?;
         let record = load_legs(&txn, visit).await?;
-        append_event(
+        let event = append_event(
             &txn,
+            &self.bus,
             &record,
             pb::EventType::TicketCalled,
             &counter_key,
@@ -426,7 +436,7 @@ impl QueueStore {
         )
         .await?;
         txn.commit().await?;
-        self.bus.wake();
+        self.bus.publish([event]);
         Ok(Some(record.to_proto()))
     }
 
@@ -605,7 +615,16 @@ impl QueueStore {
         } else {
             ""
         };
-        append_event(&txn, &record, event_type, &event_counter, from, now).await?;
+        let event = append_event(
+            &txn,
+            &self.bus,
+            &record,
+            event_type,
+            &event_counter,
+            from,
+            now,
+        )
+        .await?;
         remember(
             &txn,
             &office_key,
@@ -616,7 +635,7 @@ impl QueueStore {
         )
         .await?;
         txn.commit().await?;
-        self.bus.wake();
+        self.bus.publish([event]);
         self.with_wait(record).await
     }
 
@@ -1054,12 +1073,13 @@ async fn load_legs<C: ConnectionTrait>(
 /// Step 3: the event row, with the sequence taken in step 1.
 async fn append_event(
     txn: &DatabaseTransaction,
+    bus: &EventBus,
     record: &TicketRecord,
     event_type: pb::EventType,
     counter: &str,
     from_category: &str,
     now: DateTime<Utc>,
-) -> Result<(), ServiceError> {
+) -> Result<pb::OfficeEvent, ServiceError> {
     let sequence = record.visit.last_sequence;
     let event = pb::OfficeEvent {
         sequence: u64::try_from(sequence).unwrap_or_default(),
@@ -1081,9 +1101,12 @@ async fn append_event(
     .insert(txn)
     .await?;
     if txn.get_database_backend() == DbBackend::Postgres {
-        txn.execute_unprepared(&format!("NOTIFY {CHANNEL}")).await?;
+        // The payload names this process, whose own followers are handed
+        // the event by `publish` after commit.
+        txn.execute_unprepared(&format!("NOTIFY {CHANNEL}, '{}'", bus.instance()))
+            .await?;
     }
-    Ok(())
+    Ok(event)
 }
 
 fn catalog_of(site: &Site) -> Catalog {

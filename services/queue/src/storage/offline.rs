@@ -205,6 +205,7 @@ impl QueueStore {
         // import's idempotency records instead of racing for the numbers.
         lock_office(&txn, &office_key).await?;
         let mut imported: Vec<(Uuid, String, bool)> = Vec::with_capacity(tickets.len());
+        let mut events = Vec::with_capacity(tickets.len());
         for (index, ticket) in tickets.iter().enumerate() {
             let field = |name: &str| format!("tickets[{index}].{name}");
             let fingerprint = format!(
@@ -372,7 +373,7 @@ impl QueueStore {
             } else {
                 pb::EventType::TicketIssued
             };
-            append_event(&txn, &record, event_type, "", "", now).await?;
+            events.push(append_event(&txn, &self.bus, &record, event_type, "", "", now).await?);
             remember(
                 &txn,
                 &office_key,
@@ -385,7 +386,7 @@ impl QueueStore {
             imported.push((ticket.offline_id, id, false));
         }
         txn.commit().await?;
-        self.bus.wake();
+        self.bus.publish(events);
         tracing::info!(office = %office_key, count = tickets.len(), "offline tickets imported");
 
         let mut results = Vec::with_capacity(imported.len());
