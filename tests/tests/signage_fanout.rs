@@ -214,7 +214,17 @@ async fn pages_of_one_office_share_one_queue_stream_and_get_every_event_once(bac
         assert_every_event_once("resumed before the ring", &events, after, newest, &expected);
     }
 
-    // Nine pages, one follower stream; two catch-ups from the log.
+    // A page whose resume point is not in the log (a database restored
+    // from an older backup) starts over instead of waiting in silence.
+    let mut feed = SseReader::open(signage.addr, FEED, Some(newest + 100)).await;
+    let reset = feed.next().await.unwrap();
+    assert_eq!(reset.event, "reset");
+    assert_eq!(reset.id, Some(newest.to_string()));
+    calls.push(one_visit(&mut staff).await);
+    let events = feed.events_through(newest + 4).await;
+    assert_every_event_once("reset page", &events, newest, newest + 4, &calls[8..]);
+
+    // Ten pages, one follower stream; two catch-ups from the log.
     let counts = signage.app.feed_counts();
     println!("{backend:?}: {counts:?}");
     assert_eq!(counts.office_streams, 1, "{counts:?}");

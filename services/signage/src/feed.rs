@@ -42,7 +42,7 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use crate::hub::{Attach, End, Hubs, Item, OfficeHub, Published, Snapshot, watch_office};
 use crate::queue_client::QueueClient;
-use crate::views::{Floor, TicketView};
+use crate::views::{Floor, StatusView, TicketView};
 
 /// How long a browser waits before reconnecting (SSE `retry`).
 const RECONNECT_AFTER: Duration = Duration::from_millis(500);
@@ -151,11 +151,14 @@ async fn run_office(
     // A first connection resumes from the snapshot: the snapshot's id
     // becomes the browser's Last-Event-ID.
     let mut last = after.unwrap_or(snapshot.last_sequence);
-    let mut first = status_event(&snapshot);
-    if after.is_none() {
-        first = first.id(last.to_string());
+    // A resume point ahead of the log gets a `reset` instead.
+    if last <= hub.head() || log_has(hubs, hub, &mut last, tx).await? {
+        let mut first = status_event(&snapshot);
+        if after.is_none() {
+            first = first.id(last.to_string());
+        }
+        send(tx, first).await?;
     }
-    send(tx, first).await?;
     let mut resynced = false;
     loop {
         match hub.attach(last) {
@@ -189,6 +192,41 @@ async fn run_office(
             }
         }
     }
+}
+
+/// For a resume point ahead of the office's follower: true when the log
+/// has it (another replica's follower was just ahead of this one). When
+/// the log does not (its database was replaced by an older one), the page
+/// starts over: a `reset` event carries a fresh snapshot whose id becomes
+/// its resume point, and `last` moves there. Without this the page would
+/// wait silently for sequences it has already passed.
+async fn log_has(
+    hubs: &Hubs,
+    hub: &OfficeHub,
+    last: &mut u64,
+    tx: &mpsc::Sender<Event>,
+) -> Result<bool, End> {
+    let status = hubs
+        .queue()
+        .get_office_status(pb::GetOfficeStatusRequest {
+            name: hub.floor().office_name.clone(),
+        })
+        .await
+        .map_err(End::Queue)?
+        .into_inner();
+    if *last <= status.last_sequence {
+        return Ok(true);
+    }
+    tracing::warn!(
+        office = %hub.floor().office_id,
+        resume = *last,
+        log = status.last_sequence,
+        "a page resumed ahead of the office log (database replaced?); it starts over"
+    );
+    *last = status.last_sequence;
+    let view = StatusView::of(hub.floor(), &status);
+    send(tx, json_event("reset", &view).id(last.to_string())).await?;
+    Ok(false)
 }
 
 /// Replays the queue's log after `last` to the page until the office's

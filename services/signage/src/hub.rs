@@ -270,6 +270,11 @@ impl OfficeHub {
         Attach::Live { backlog, rx }
     }
 
+    /// Sequence of the newest event published.
+    pub fn head(&self) -> u64 {
+        lock(&self.ring).head
+    }
+
     /// True when a connection at `after` can attach (or the hub ended).
     pub fn covers(&self, after: u64) -> bool {
         let ring = lock(&self.ring);

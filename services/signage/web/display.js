@@ -176,6 +176,15 @@ follow(`/signage/api/offices/${encodeURIComponent(office)}/feed`, {
   // include calls whose events are still to come, and those must be shown
   // and announced when they arrive.
   status: renderStatus,
+  // The server's log no longer has this page's resume point (its database
+  // was replaced): start over from the snapshot.
+  reset: (status) => {
+    calling.clear();
+    recent.length = 0;
+    lastSequence = 0;
+    renderRecent();
+    renderStatus(status);
+  },
   call: onCall,
   change: onChange,
 });
