@@ -108,6 +108,7 @@ pub fn test_tokens() -> Vec<TokenConfig> {
     let mut tokens: Vec<_> = [
         Role::Admin,
         Role::Staff,
+        Role::Supervisor,
         Role::Device,
         Role::Display,
         Role::Integrator,

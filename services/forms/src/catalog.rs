@@ -29,6 +29,42 @@ pub struct Catalog {
     /// Life events (ライフイベント) and their rules.
     #[serde(default)]
     pub life_events: Vec<LifeEvent>,
+    /// Other fees the register charges by hand (read by the POS service).
+    #[serde(default)]
+    pub fee_items: Vec<FeeItem>,
+    /// Legal reasons a fee may be exempted for (read by the POS service).
+    #[serde(default)]
+    pub exemptions: Vec<Exemption>,
+}
+
+/// A fee the register charges by hand, beside the certificate kinds (e.g.
+/// a copy of a public document, a certificate of another department).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeeItem {
+    /// Fee item id, e.g. `koshu-copy`; unique across certificates too.
+    pub id: String,
+    /// Name in Japanese as printed on the receipt.
+    pub name_ja: String,
+    /// 手数料 per copy in yen.
+    pub fee_yen: i64,
+    /// 歳入科目: the revenue account the fee is booked to.
+    pub revenue_account: String,
+}
+
+/// A legal reason for exempting a fee (手数料の免除).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Exemption {
+    /// Reason code, e.g. `pension`.
+    pub id: String,
+    /// Name in Japanese as printed on the receipt, e.g. `年金請求用`.
+    pub name_ja: String,
+    /// The legal basis (条例・法令), e.g. the clause of the fee ordinance.
+    pub legal_basis: String,
+    /// Fee item ids it may be applied to; empty means every item.
+    #[serde(default)]
+    pub applies_to: Vec<String>,
 }
 
 /// Who may request something for its subject person; mirrors the identity
@@ -305,6 +341,42 @@ impl Catalog {
                     format!("{at}.requesters"),
                     "an in-person-only kind cannot allow proxies",
                 );
+            }
+        }
+        for (i, item) in self.fee_items.iter().enumerate() {
+            let at = format!("fee_items[{i}]");
+            if !is_resource_id(&item.id) || !ids.insert(item.id.as_str()) {
+                v.add(
+                    format!("{at}.id"),
+                    "must be a resource id unique among certificates and fee items",
+                );
+            }
+            if !(0..=100_000).contains(&item.fee_yen) {
+                v.add(format!("{at}.fee_yen"), "must be 0..=100000");
+            }
+            if item.revenue_account.trim().is_empty() {
+                v.add(format!("{at}.revenue_account"), "must be set");
+            }
+            if item.name_ja.trim().is_empty() {
+                v.add(format!("{at}.name_ja"), "must be set");
+            }
+        }
+        let mut exemptions = HashSet::new();
+        for (i, exemption) in self.exemptions.iter().enumerate() {
+            let at = format!("exemptions[{i}]");
+            if !is_resource_id(&exemption.id) || !exemptions.insert(exemption.id.as_str()) {
+                v.add(format!("{at}.id"), "must be a unique resource id");
+            }
+            if exemption.legal_basis.trim().is_empty() {
+                v.add(format!("{at}.legal_basis"), "must be set");
+            }
+            for (a, item) in exemption.applies_to.iter().enumerate() {
+                if !ids.contains(item.as_str()) {
+                    v.add(
+                        format!("{at}.applies_to[{a}]"),
+                        format!("unknown fee item {item}"),
+                    );
+                }
             }
         }
         let mut procedures: HashMap<&str, &Procedure> = HashMap::new();

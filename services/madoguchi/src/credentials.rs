@@ -19,9 +19,10 @@ pub fn path(data_dir: &Path) -> PathBuf {
     data_dir.join("credentials.toml")
 }
 
-const ROLES: [(Role, &str); 5] = [
+const ROLES: [(Role, &str); 6] = [
     (Role::Admin, "admin"),
     (Role::Staff, "staff"),
+    (Role::Supervisor, "supervisor"),
     (Role::Device, "device"),
     (Role::Display, "display"),
     (Role::Integrator, "integrator"),

@@ -37,6 +37,9 @@ pub enum ServiceSelection {
     /// Only the identity service (residents, 本人確認, proxies, card reads,
     /// the audited My Number).
     Identity,
+    /// Only the POS service (orders, registers, payments, receipts, daily
+    /// close), reading certificate requests from `pos.forms_url`.
+    Pos,
 }
 
 /// A server running in this process.
@@ -169,6 +172,24 @@ pub async fn start(
         .context("preparing the forms service")?;
         health_names.push(madoguchi_forms::SERVICE_NAME);
         routes = routes.add_service(forms.service(config.max_message_bytes));
+    }
+    if let Some(db) = db
+        .as_ref()
+        .filter(|_| matches!(selection, ServiceSelection::All | ServiceSelection::Pos))
+    {
+        let this = format!("http://{addr}");
+        let pos = madoguchi_pos::PosApp::start(
+            db.clone(),
+            clock.clone(),
+            &site,
+            &config.site,
+            config.pos.forms_url.as_deref().unwrap_or(&this),
+            draining.clone(),
+        )
+        .await
+        .context("preparing the pos service")?;
+        health_names.push(madoguchi_pos::SERVICE_NAME);
+        routes = routes.add_service(pos.service(config.max_message_bytes));
     }
     let mut public_http_prefixes = Vec::new();
     if matches!(

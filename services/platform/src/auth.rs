@@ -31,6 +31,10 @@ pub enum Role {
     Admin,
     /// Counter staff: calls, service, transfers.
     Staff,
+    /// A counter supervisor (責任者): what staff may do, plus the money
+    /// operations that need a second person — voids, refunds and
+    /// resolving a payment whose outcome is unknown.
+    Supervisor,
     /// An edge gateway or kiosk: issues tickets, follows events.
     Device,
     /// A display or board: reads only.
@@ -44,6 +48,7 @@ impl fmt::Display for Role {
         f.write_str(match self {
             Role::Admin => "admin",
             Role::Staff => "staff",
+            Role::Supervisor => "supervisor",
             Role::Device => "device",
             Role::Display => "display",
             Role::Integrator => "integrator",

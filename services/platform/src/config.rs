@@ -79,6 +79,18 @@ pub struct ServerConfig {
     pub signage: SignageConfig,
     /// The forms service (`[forms]`).
     pub forms: FormsConfig,
+    /// The POS service (`[pos]`).
+    pub pos: PosConfig,
+}
+
+/// Settings of the POS service; the defaults fit the one-process mode.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PosConfig {
+    /// The forms service certificate requests are read from, e.g.
+    /// `http://forms:50051`. Unset means this process. The caller's bearer
+    /// token is forwarded to it.
+    pub forms_url: Option<String>,
 }
 
 /// Settings of the forms service; the defaults fit the one-process mode.
@@ -132,6 +144,7 @@ impl Default for ServerConfig {
             tokens: Vec::new(),
             signage: SignageConfig::default(),
             forms: FormsConfig::default(),
+            pos: PosConfig::default(),
         }
     }
 }

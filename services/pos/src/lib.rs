@@ -1,0 +1,84 @@
+//! The POS service: the cashless register (キャッシュレス決済対応POSレジ).
+//!
+//! - [`domain`]: names, yen, states and their transitions, the fee
+//!   schedule, change, terminal references, daily-close sums (no I/O);
+//! - [`storage`]: tables, migrations and the transactional operations;
+//! - [`notify`]: live wake-ups for register event streams;
+//! - [`peers`]: the forms service, reached over gRPC;
+//! - [`grpc`]: the tonic adapter;
+//! - `PosApp`: wiring.
+
+pub mod domain;
+pub mod grpc;
+pub mod notify;
+pub mod peers;
+pub mod storage;
+
+use std::path::Path;
+
+use madoguchi_forms::catalog::Catalog;
+use madoguchi_platform::clock::SharedClock;
+use madoguchi_platform::error::ServiceError;
+use madoguchi_platform::server::Draining;
+use madoguchi_platform::site::Site;
+use madoguchi_proto::pos::v1::pos_service_server::PosServiceServer;
+use sea_orm::{DatabaseConnection, DbBackend};
+
+use crate::domain::FeeSchedule;
+use crate::grpc::PosGrpc;
+use crate::notify::EventBus;
+use crate::peers::FormsPeer;
+use crate::storage::PosStore;
+
+/// Health-check name of the POS service.
+pub const SERVICE_NAME: &str = "madoguchi.pos.v1.PosService";
+
+/// A prepared POS service.
+#[derive(Debug, Clone)]
+pub struct PosApp {
+    grpc: PosGrpc,
+    store: PosStore,
+}
+
+impl PosApp {
+    /// Loads the fee schedule from `catalog.toml` beside the site file,
+    /// migrates the POS tables and, on PostgreSQL, starts following other
+    /// replicas' events. `forms_url` is the forms service that certificate
+    /// requests are read from.
+    pub async fn start(
+        db: DatabaseConnection,
+        clock: SharedClock,
+        site: &Site,
+        site_path: &Path,
+        forms_url: &str,
+        draining: Draining,
+    ) -> Result<Self, ServiceError> {
+        let catalog = Catalog::load_beside(site_path, site)
+            .map_err(|e| ServiceError::Internal(e.to_string()))?;
+        let fees = FeeSchedule::from_catalog(&catalog);
+        let store = PosStore::new(db, clock.clone(), EventBus::new(), site, fees);
+        store.prepare(site).await?;
+        if store.connection().get_database_backend() == DbBackend::Postgres {
+            let pool = store.connection().get_postgres_connection_pool().clone();
+            store.bus().spawn_postgres_listener(pool, draining.clone());
+        }
+        let grpc = PosGrpc::new(
+            store.clone(),
+            FormsPeer::new(forms_url)?,
+            clock,
+            draining,
+            site.municipality.code.clone(),
+        );
+        Ok(Self { grpc, store })
+    }
+
+    /// The store, for tests and tools in this workspace.
+    pub fn store(&self) -> &PosStore {
+        &self.store
+    }
+
+    /// The tonic service, with a request size limit.
+    pub fn service(&self, max_message_bytes: usize) -> PosServiceServer<PosGrpc> {
+        PosServiceServer::new(self.grpc.clone()).max_decoding_message_size(max_message_bytes)
+    }
+}
