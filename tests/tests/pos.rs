@@ -1140,6 +1140,10 @@ async fn void_and_refund(backend: Backend) {
         .unwrap()
         .into_inner();
     assert_eq!(requested.state, pb::RefundState::Requested as i32);
+    assert_eq!(
+        requested.original_terminal_reference,
+        card.terminal_reference
+    );
     // The gateway is asked to pay back through the terminal.
     let mut events = watch(&t, "r1", 0).await;
     let mut refund_event = None;

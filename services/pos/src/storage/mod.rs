@@ -627,6 +627,14 @@ impl PosStore {
         Ok(payment_pb(row, Yen(refunded)))
     }
 
+    /// A refund with its original payment's terminal reference.
+    async fn refund_pb(&self, row: &refund::Model) -> Result<pb::Refund, ServiceError> {
+        let original = self.payment_row(&self.db, &row.payment).await?;
+        let mut refund = refund_pb(row);
+        refund.original_terminal_reference = original.terminal_reference.unwrap_or_default();
+        Ok(refund)
+    }
+
     async fn payment_row<C: ConnectionTrait>(
         &self,
         c: &C,
@@ -803,7 +811,7 @@ impl PosStore {
             if let Some(field) = differing_field(&previous.fingerprint, &fingerprint) {
                 return Err(reused(&new.request_id, &field));
             }
-            return Ok(refund_pb(&previous));
+            return self.refund_pb(&previous).await;
         }
         let reg = register::Entity::find_by_id(register_key.clone())
             .one(&txn)
@@ -949,7 +957,7 @@ impl PosStore {
             reason = %new.reason,
             "audit: payment voided or refunded"
         );
-        Ok(refund_pb(&row))
+        self.refund_pb(&row).await
     }
 
     /// Applies the gateway's report on a refund; see `ReportRefundOutcome`.
@@ -980,7 +988,7 @@ impl PosStore {
             .await?
             .ok_or_else(|| ServiceError::not_found("refund", name))?;
         if row.state == target as i16 {
-            return Ok(refund_pb(&row));
+            return self.refund_pb(&row).await;
         }
         if row.state != RefundState::Requested as i16 {
             return Err(ServiceError::precondition(
@@ -998,7 +1006,7 @@ impl PosStore {
         }
         txn.commit().await?;
         tracing::info!(refund = name, state = ?target, "refund outcome reported");
-        Ok(refund_pb(&row))
+        self.refund_pb(&row).await
     }
 
     /// Prints a receipt again; see `ReprintReceipt`.
