@@ -49,6 +49,7 @@ on_both_backends!(
     decline_abort_and_unknown,
     request_id_reuse,
     raced_payments_charge_once,
+    raced_refunds_never_exceed_paid,
     void_and_refund,
     closed_register_and_bad_input,
     random_days_reconcile,
@@ -1052,6 +1053,62 @@ async fn raced_payments_charge_once(backend: Backend) {
     use sea_orm::ConnectionTrait;
     let err = pool.execute_unprepared(&copy).await.unwrap_err();
     assert!(err.to_string().to_lowercase().contains("unique"), "{err}");
+}
+
+/// Six supervisors refund ¥300 of the same ¥1,350 line at once, through
+/// two registers: exactly four succeed, and what was paid back is never
+/// more than what was paid.
+async fn raced_refunds_never_exceed_paid(backend: Backend) {
+    let t = spawn(Spawn::new(backend)).await;
+    let mut staff = pos(&t, Role::Staff).await;
+    open(&mut staff, "r1", 10_000).await;
+    open(&mut staff, "r2", 10_000).await;
+    let order = hand_order(&mut staff, vec![line("koseki-tohon", 3, "")]).await;
+    let payment = staff
+        .create_payment(pay(&order, "r1", pb::PaymentMethod::Cash, 1350))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut calls = Vec::new();
+    for i in 0..6 {
+        let mut supervisor = pos(&t, Role::Supervisor).await;
+        let request = pb::RefundPaymentRequest {
+            name: payment.name.clone(),
+            line_index: 0,
+            amount_yen: 300,
+            reason: "交付できず".into(),
+            register: register(if i % 2 == 0 { "r1" } else { "r2" }),
+            request_id: uuid(),
+        };
+        calls.push(tokio::spawn(async move {
+            supervisor.refund_payment(request).await
+        }));
+    }
+    let mut done = 0;
+    for call in calls {
+        match call.await.unwrap() {
+            Ok(_) => done += 1,
+            Err(status) => assert_eq!(reason(&status), "REFUND_EXCEEDS_PAID", "{status:?}"),
+        }
+    }
+    assert_eq!(done, 4);
+    let payment = staff
+        .get_payment(pb::GetPaymentRequest {
+            name: payment.name.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(yen(&payment.refunded), 1200);
+    let office = staff
+        .get_daily_close(pb::GetDailyCloseRequest {
+            office: OFFICE.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((yen(&office.received), yen(&office.refunded)), (1350, 1200));
 }
 
 async fn void_and_refund(backend: Backend) {
