@@ -76,6 +76,9 @@ struct Inner {
     aborted: Mutex<HashSet<String>>,
 }
 
+/// How long an abort keeps knocking on a running sale.
+const ABORT_PERSISTENCE: Duration = Duration::from_secs(30);
+
 /// One event a worker handles, with its sequence.
 #[derive(Debug)]
 struct Work {
@@ -302,10 +305,29 @@ impl Register {
             .unwrap_or_default();
         if running.as_deref() == Some(abort.payment.as_str()) {
             tracing::info!(register = %self.inner.id, reference = %abort.terminal_reference, "abort requested for the running sale");
-            self.inner.terminal.abort();
+            // `abort` wakes a dialogue that is waiting; one that is just
+            // starting would miss a single wake-up, so repeat it while the
+            // sale runs (the driver sends `06 1E` once per dialogue).
+            let register = self.clone();
+            let payment = abort.payment.clone();
+            tokio::spawn(async move {
+                let until = Instant::now() + ABORT_PERSISTENCE;
+                while Instant::now() < until && register.is_running(&payment) {
+                    register.inner.terminal.abort();
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            });
         } else if let Ok(mut aborted) = self.inner.aborted.lock() {
             aborted.insert(abort.payment.clone());
         }
+    }
+
+    fn is_running(&self, payment: &str) -> bool {
+        self.inner
+            .running
+            .lock()
+            .map(|r| r.as_deref() == Some(payment))
+            .unwrap_or(false)
     }
 
     async fn terminal_worker(
