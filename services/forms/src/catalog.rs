@@ -521,6 +521,47 @@ mod tests {
     }
 
     #[test]
+    fn register_fee_items_and_exemptions() {
+        let text = r#"
+one_stop_category = "life-events"
+[[certificates]]
+id = "juminhyo"
+name_ja = "住民票の写し"
+name_en = "x"
+fee_yen = 300
+revenue_account = "13-01-01-02"
+department = "d"
+[[fee_items]]
+id = "juminhyo"
+name_ja = "dup"
+fee_yen = 200000
+revenue_account = " "
+[[exemptions]]
+id = "pension"
+name_ja = "年金請求用"
+legal_basis = ""
+applies_to = ["juminhyo", "gold"]
+"#;
+        let Err(CatalogError::Invalid(message)) = Catalog::parse(text, &site()) else {
+            panic!("catalog should be rejected");
+        };
+        for needle in [
+            "fee_items[0].id",
+            "fee_items[0].fee_yen",
+            "fee_items[0].revenue_account",
+            "exemptions[0].legal_basis",
+            "exemptions[0].applies_to[1]",
+        ] {
+            assert!(message.contains(needle), "{needle} not in {message}");
+        }
+        assert!(!message.contains("applies_to[0]"), "{message}");
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../sites/ofunato/site.toml");
+        let shipped = Catalog::load_beside(&path, &site()).unwrap();
+        assert!(shipped.fee_items.iter().any(|i| i.id == "mibun"));
+        assert!(shipped.exemptions.iter().any(|e| e.id == "pension"));
+    }
+
+    #[test]
     fn inconsistent_catalogs_are_rejected() {
         let text = r#"
 one_stop_category = "nope"
