@@ -31,9 +31,11 @@ pub enum Role {
     Admin,
     /// Counter staff: calls, service, transfers.
     Staff,
-    /// A counter supervisor (責任者): what staff may do, plus the money
-    /// operations that need a second person — voids, refunds and
-    /// resolving a payment whose outcome is unknown.
+    /// A counter supervisor (責任者) at the POS register: what staff may do
+    /// there, plus the money operations that need a second person — voids,
+    /// refunds and resolving a payment whose outcome is unknown. Other
+    /// services do not grant it anything (a supervisor who also serves at
+    /// a counter holds a staff token for that).
     Supervisor,
     /// An edge gateway or kiosk: issues tickets, follows events.
     Device,
