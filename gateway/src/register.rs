@@ -525,21 +525,63 @@ impl Register {
         }
     }
 
-    /// A refund on the terminal. The terminal profile this gateway speaks
-    /// has no refund command yet (`06 31`), so a terminal refund is
-    /// reported as failed — staff see it and pay back another way — instead
-    /// of being left hanging or pretended.
+    /// Pays a terminal payment back (`06 31`, journaled like a sale) and
+    /// reports the outcome; `false` if interrupted by shutdown first.
     async fn refund(
         &self,
         request: &pos::RefundRequested,
         shutdown: &mut watch::Receiver<bool>,
     ) -> bool {
         let inner = &self.inner;
-        tracing::warn!(register = %inner.id, refund = %request.refund, "terminal refunds are not supported by this gateway; reporting it failed");
+        let outcome = match (
+            SaleRef::parse(&request.terminal_reference),
+            u64::try_from(request.amount_yen).ok().and_then(Yen::new),
+        ) {
+            (Some(reference), Some(amount)) => {
+                let result = tokio::select! {
+                    result = inner.terminal.refund(amount, reference.clone()) => result,
+                    _ = shutdown.changed() => return false,
+                };
+                tracing::info!(register = %inner.id, %reference, %amount, ok = result.is_ok(), "refund outcome");
+                match result {
+                    Ok(SaleOutcome::Approved { .. }) => {
+                        Some((pos::PaymentOutcome::Approved, code(ResultCode::Approved)))
+                    }
+                    Ok(SaleOutcome::Declined) => {
+                        Some((pos::PaymentOutcome::Declined, code(ResultCode::Declined)))
+                    }
+                    Ok(SaleOutcome::Aborted) => {
+                        Some((pos::PaymentOutcome::Declined, code(ResultCode::Aborted)))
+                    }
+                    Ok(SaleOutcome::NotCharged) => {
+                        Some((pos::PaymentOutcome::Declined, code(ResultCode::NotFound)))
+                    }
+                    Err(TerminalError::Disconnected) => {
+                        Some((pos::PaymentOutcome::Declined, "NOTSENT".into()))
+                    }
+                    Err(TerminalError::RetriesExhausted(_)) => {
+                        Some((pos::PaymentOutcome::Declined, "NAK".into()))
+                    }
+                    Err(TerminalError::Refused(byte)) => {
+                        Some((pos::PaymentOutcome::Declined, format!("84{byte:02X}")))
+                    }
+                    // Whether money went back is not known: a refund has
+                    // only APPROVED or DECLINED, and either could be wrong,
+                    // so it stays REQUESTED for staff to check the
+                    // terminal's journal.
+                    Ok(SaleOutcome::Unknown) | Err(_) => None,
+                }
+            }
+            _ => Some((pos::PaymentOutcome::Declined, "INVALID".into())),
+        };
+        let Some((outcome, terminal_result_code)) = outcome else {
+            tracing::error!(register = %inner.id, refund = %request.refund, "refund outcome unknown; left requested for staff");
+            return true;
+        };
         let report = pos::ReportRefundOutcomeRequest {
             refund: request.refund.clone(),
-            outcome: pos::PaymentOutcome::Declined as i32,
-            terminal_result_code: "UNSUPP".into(),
+            outcome: outcome as i32,
+            terminal_result_code,
         };
         let mut backoff = inner.backoff.clone();
         loop {
@@ -549,9 +591,13 @@ impl Register {
                 .await;
             match result {
                 Ok(_) => return true,
-                Err(status) if is_final(&status) => return true,
-                Err(_) => {
+                Err(status) if is_final(&status) => {
+                    tracing::warn!(register = %inner.id, refund = %request.refund, error = status.message(), "refund outcome refused by the cluster");
+                    return true;
+                }
+                Err(status) => {
                     let delay = backoff.next_delay();
+                    tracing::warn!(register = %inner.id, refund = %request.refund, error = status.message(), ?delay, "refund outcome not reported yet; retrying");
                     tokio::select! {
                         () = tokio::time::sleep(delay) => {}
                         _ = shutdown.changed() => return false,

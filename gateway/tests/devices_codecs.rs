@@ -287,6 +287,7 @@ fn terminal_reply() -> impl Strategy<Value = Reply> {
 fn request() -> impl Strategy<Value = Request> {
     prop_oneof![
         (yen(), sale_ref()).prop_map(|(amount, reference)| Request::Sale { amount, reference }),
+        (yen(), sale_ref()).prop_map(|(amount, reference)| Request::Refund { amount, reference }),
         Just(Request::Abort),
         sale_ref().prop_map(|reference| Request::StatusEnquiry { reference }),
     ]

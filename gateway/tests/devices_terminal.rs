@@ -152,6 +152,27 @@ async fn approve_charges_once_and_journals_it() {
 }
 
 #[tokio::test]
+async fn refund_is_paid_back_once_and_journaled() {
+    let dir = tempfile::tempdir().unwrap();
+    let (sim, driver, journal, _) = on_pty(&dir, fast()).await;
+    let r = reference("RF-0001");
+    let outcome = within(driver.refund(yen(450), r.clone())).await.unwrap();
+    assert!(
+        matches!(outcome, SaleOutcome::Approved { .. }),
+        "{outcome:?}"
+    );
+    // Asked again (a replayed event): the journal answers, nothing is sent.
+    let again = within(driver.refund(yen(450), r.clone())).await.unwrap();
+    assert_eq!(again, outcome);
+    assert_eq!(sim.refunds().len(), 1, "paid back once");
+    assert_eq!(sim.refunds()[0].amount, yen(450));
+    assert!(sim.ledger().is_empty(), "a refund is not a charge");
+    assert_eq!(sim.sales_received(), 0);
+    let entry = journal.get(&r).await.unwrap().unwrap();
+    assert_eq!(entry.state, SaleState::Approved);
+}
+
+#[tokio::test]
 async fn decline_is_not_charged() {
     let dir = tempfile::tempdir().unwrap();
     let (sim, driver, journal, _) = on_pty(&dir, fast()).await;

@@ -52,6 +52,7 @@ on_both_backends!(
     terminal_in_progress_is_unknown_until_a_supervisor_resolves_it,
     gateway_restart_mid_payment_charges_once,
     two_registers_racing_one_order_charge_once,
+    void_pays_back_on_the_terminal_once,
 );
 
 type Pos = PosServiceClient<InterceptedService<Channel, Auth>>;
@@ -792,5 +793,42 @@ async fn two_registers_racing_one_order_charge_once(backend: Backend) {
     f.next_receipt(winner).await;
     let charges = f.terminal("r1").ledger().len() + f.terminal("r2").ledger().len();
     assert_eq!(charges, 1, "one charge across both terminals");
+    f.stop().await;
+}
+
+async fn void_pays_back_on_the_terminal_once(backend: Backend) {
+    let t = spawn(Spawn::new(backend)).await;
+    let mut f = floor(&t, &["r1"], terminal_config(Duration::from_secs(20))).await;
+    let mut staff = pos(&t, Role::Staff).await;
+    let mut supervisor = pos(&t, Role::Supervisor).await;
+    open(&mut staff, "r1", 0).await;
+    let order = hand_order(&mut staff, "koseki-tohon", 1).await;
+    let payment = staff
+        .create_payment(pay(&order, "r1", pb::PaymentMethod::Card, 0))
+        .await
+        .unwrap()
+        .into_inner();
+    payment_reaches(&mut staff, &payment.name, pb::PaymentState::Approved).await;
+    f.next_receipt("r1").await;
+    let void = supervisor
+        .void_payment(pb::VoidPaymentRequest {
+            name: payment.name.clone(),
+            reason: "二重に発行したため".into(),
+            request_id: uuid::Uuid::new_v4().to_string(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(void.state, pb::RefundState::Requested as i32);
+    payment_reaches(&mut staff, &payment.name, pb::PaymentState::Voided).await;
+    let refunds = f.terminal("r1").refunds();
+    assert_eq!(refunds.len(), 1, "paid back once");
+    assert_eq!(refunds[0].amount.get(), 450);
+    assert_eq!(refunds[0].reference.as_str(), void.terminal_reference);
+    assert_eq!(
+        f.terminal("r1").ledger().len(),
+        1,
+        "the charge itself stays one"
+    );
     f.stop().await;
 }

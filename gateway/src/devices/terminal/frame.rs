@@ -457,6 +457,14 @@ pub enum Request {
         /// Reference.
         reference: SaleRef,
     },
+    /// `06 31` refund: pays `amount` back to the card the customer
+    /// presents, under the refund's own reference.
+    Refund {
+        /// Amount.
+        amount: Yen,
+        /// The refund's reference (journaled like a sale's).
+        reference: SaleRef,
+    },
     /// `06 1E` abort the running transaction.
     Abort,
     /// `05 01` status enquiry about a reference.
@@ -504,6 +512,11 @@ impl Request {
                 put_field(&mut data, Tag::Reference, reference.as_str().as_bytes());
                 (0x06, 0x01)
             }
+            Request::Refund { amount, reference } => {
+                put_field(&mut data, Tag::Amount, &amount.to_bcd());
+                put_field(&mut data, Tag::Reference, reference.as_str().as_bytes());
+                (0x06, 0x31)
+            }
             Request::Abort => (0x06, 0x1E),
             Request::StatusEnquiry { reference } => {
                 put_field(&mut data, Tag::Reference, reference.as_str().as_bytes());
@@ -526,18 +539,22 @@ impl Request {
                 .and_then(SaleRef::parse)
                 .ok_or(ApduError::InvalidField(Tag::Reference as u8))
         };
+        let amount = || {
+            let (_, v) = fields
+                .iter()
+                .find(|(t, _)| *t == Tag::Amount)
+                .ok_or(ApduError::MissingField(Tag::Amount as u8))?;
+            Yen::from_bcd(v).ok_or(ApduError::InvalidField(Tag::Amount as u8))
+        };
         match (apdu.class, apdu.instr) {
-            (0x06, 0x01) => {
-                let (_, v) = fields
-                    .iter()
-                    .find(|(t, _)| *t == Tag::Amount)
-                    .ok_or(ApduError::MissingField(Tag::Amount as u8))?;
-                let amount = Yen::from_bcd(v).ok_or(ApduError::InvalidField(Tag::Amount as u8))?;
-                Ok(Request::Sale {
-                    amount,
-                    reference: reference()?,
-                })
-            }
+            (0x06, 0x01) => Ok(Request::Sale {
+                amount: amount()?,
+                reference: reference()?,
+            }),
+            (0x06, 0x31) => Ok(Request::Refund {
+                amount: amount()?,
+                reference: reference()?,
+            }),
             (0x06, 0x1E) => Ok(Request::Abort),
             (0x05, 0x01) => Ok(Request::StatusEnquiry {
                 reference: reference()?,

@@ -12,7 +12,7 @@
 //! * transport ([`frame`], [`codec`]): blocks, ACK/NAK, up to
 //!   `max_retries` retransmissions on NAK or T2 expiry, partial blocks
 //!   dropped after T1 of silence;
-//! * application: [`frame::Request`] (sale `06 01`, abort `06 1E`, status
+//! * application: [`frame::Request`] (sale `06 01`, refund `06 31`, abort `06 1E`, status
 //!   enquiry `05 01`) and [`frame::Reply`] (`80 00`, `84 xx`, result
 //!   `04 0F`, completion `06 0F`); T3 bounds command → `80 00`, T4 command
 //!   → completion.
@@ -312,6 +312,27 @@ impl TerminalDriver {
         amount: Yen,
         reference: SaleRef,
     ) -> Result<SaleOutcome, TerminalError> {
+        self.transact(amount, reference, false).await
+    }
+
+    /// Pays `amount` back (`06 31`) under the refund's own `reference`, at
+    /// most once: journaled before sending like a sale, a lost answer
+    /// resolved by status enquiry, never sent twice. `Approved` means the
+    /// money went back.
+    pub async fn refund(
+        &self,
+        amount: Yen,
+        reference: SaleRef,
+    ) -> Result<SaleOutcome, TerminalError> {
+        self.transact(amount, reference, true).await
+    }
+
+    async fn transact(
+        &self,
+        amount: Yen,
+        reference: SaleRef,
+        refund: bool,
+    ) -> Result<SaleOutcome, TerminalError> {
         let mut session = self.session.lock().await;
         if let Some(existing) = self.journal.begin(&reference, amount).await? {
             if existing.amount != amount {
@@ -334,9 +355,16 @@ impl TerminalDriver {
                 return Err(e);
             }
         };
-        let request = Request::Sale {
-            amount,
-            reference: reference.clone(),
+        let request = if refund {
+            Request::Refund {
+                amount,
+                reference: reference.clone(),
+            }
+        } else {
+            Request::Sale {
+                amount,
+                reference: reference.clone(),
+            }
         }
         .to_apdu();
         match self.dialogue(port, &request, &reference, true).await {

@@ -68,6 +68,7 @@ struct Shared {
     script: VecDeque<Behaviour>,
     nak_next: u32,
     ledger: Vec<Charge>,
+    refunds: Vec<Charge>,
     txs: HashMap<SaleRef, (Yen, TxState)>,
     sales_received: u32,
     enquiries: u32,
@@ -99,6 +100,11 @@ impl TerminalSimHandle {
     /// Every charge made.
     pub fn ledger(&self) -> Vec<Charge> {
         self.with(|s| s.ledger.clone()).unwrap_or_default()
+    }
+
+    /// Every refund paid back (`06 31`), in order.
+    pub fn refunds(&self) -> Vec<Charge> {
+        self.with(|s| s.refunds.clone()).unwrap_or_default()
     }
 
     /// Charges made under `reference`.
@@ -300,6 +306,20 @@ fn handle(s: &mut Shared, request: Request, running: &mut Option<SaleRef>) -> Ve
                     ]
                 }
             }
+        }
+        Request::Refund { amount, reference } => {
+            // Like a sale, a refund sent twice is paid twice: only the
+            // driver's journal prevents it.
+            s.refunds.push(Charge {
+                reference: reference.clone(),
+                amount,
+            });
+            s.txs.insert(reference.clone(), (amount, TxState::Approved));
+            vec![
+                Reply::Ok,
+                result(ResultCode::Approved, &reference, Some(amount)),
+                Reply::Completion,
+            ]
         }
         Request::Abort => {
             s.aborts += 1;
