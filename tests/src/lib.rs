@@ -149,6 +149,8 @@ pub struct Spawn {
     pub site: String,
     /// Start time of the manual clock.
     pub start: chrono::DateTime<chrono::Utc>,
+    /// TLS on the server's port; cleartext when unset.
+    pub tls: Option<madoguchi_platform::config::TlsFiles>,
 }
 
 impl Spawn {
@@ -160,6 +162,7 @@ impl Spawn {
             start: chrono::DateTime::parse_from_rfc3339("2026-04-01T09:00:00+09:00")
                 .map(|t| t.to_utc())
                 .unwrap_or_else(|e| panic!("{e}")),
+            tls: None,
         }
     }
 
@@ -198,6 +201,7 @@ pub async fn spawn(options: Spawn) -> TestServer {
         database_url: Some(SecretString::from(database_url.clone())),
         site: site_path,
         tokens: test_tokens(),
+        tls: options.tls.clone(),
         ..ServerConfig::default()
     };
     let clock = ManualClock::new(options.start);

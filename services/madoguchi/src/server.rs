@@ -203,10 +203,17 @@ pub async fn start(
         routes = signage.add_pages(routes.add_service(signage.service()));
         public_http_prefixes.push(madoguchi_signage::PUBLIC_PREFIX);
     }
+    let tls = match &config.tls {
+        Some(files) => {
+            Some(madoguchi_platform::server::tls_config(files).map_err(anyhow::Error::msg)?)
+        }
+        None => None,
+    };
     let options = ServerOptions {
         request_timeout: config.request_timeout,
         shutdown_grace: config.shutdown_grace,
         public_http_prefixes,
+        tls,
         ..ServerOptions::default()
     };
     let (stop, stopped) = oneshot::channel::<()>();

@@ -81,6 +81,22 @@ pub struct ServerConfig {
     pub forms: FormsConfig,
     /// The POS service (`[pos]`).
     pub pos: PosConfig,
+    /// TLS on the gRPC port (`[tls]`); unset serves cleartext, for a mesh
+    /// or ingress that terminates TLS in front.
+    pub tls: Option<TlsFiles>,
+}
+
+/// PEM files of the server's TLS (`[tls]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFiles {
+    /// The server's certificate chain.
+    pub cert: PathBuf,
+    /// Its private key.
+    pub key: PathBuf,
+    /// When set, clients must present a certificate signed by this CA
+    /// (mutual TLS, e.g. the floor gateways).
+    pub client_ca: Option<PathBuf>,
 }
 
 /// Settings of the POS service; the defaults fit the one-process mode.
@@ -145,6 +161,7 @@ impl Default for ServerConfig {
             signage: SignageConfig::default(),
             forms: FormsConfig::default(),
             pos: PosConfig::default(),
+            tls: None,
         }
     }
 }

@@ -33,6 +33,9 @@ pub struct ServerOptions {
     /// Path prefixes served without credentials and over HTTP/1.1 too:
     /// the public web pages (`/signage/`). gRPC stays authenticated.
     pub public_http_prefixes: Vec<&'static str>,
+    /// TLS (and client-certificate checking) on the port; `None` is
+    /// cleartext.
+    pub tls: Option<tonic::transport::ServerTlsConfig>,
 }
 
 impl Default for ServerOptions {
@@ -42,6 +45,7 @@ impl Default for ServerOptions {
             shutdown_grace: Duration::from_secs(10),
             concurrency_per_connection: 256,
             public_http_prefixes: Vec::new(),
+            tls: None,
         }
     }
 }
@@ -150,7 +154,11 @@ pub async fn serve(
     // HTTP/1.1 is accepted beside HTTP/2 because browsers reach the public
     // pages over plain HTTP/1.1 (they never speak cleartext HTTP/2); gRPC
     // clients keep using HTTP/2 on the same port.
-    let server = Server::builder()
+    let mut builder = Server::builder();
+    if let Some(tls) = options.tls.clone() {
+        builder = builder.tls_config(tls)?;
+    }
+    let server = builder
         .accept_http1(!options.public_http_prefixes.is_empty())
         .timeout(options.request_timeout)
         .concurrency_limit_per_connection(options.concurrency_per_connection)
@@ -189,4 +197,20 @@ async fn set_health(reporter: &HealthReporter, names: &[&'static str], status: S
     for name in names {
         reporter.set_service_status(*name, status).await;
     }
+}
+
+/// The server TLS configuration from PEM files.
+pub fn tls_config(
+    files: &crate::config::TlsFiles,
+) -> Result<tonic::transport::ServerTlsConfig, String> {
+    use tonic::transport::{Certificate, Identity, ServerTlsConfig};
+    let read = |path: &std::path::Path| {
+        std::fs::read(path).map_err(|e| format!("tls: {}: {e}", path.display()))
+    };
+    let mut config =
+        ServerTlsConfig::new().identity(Identity::from_pem(read(&files.cert)?, read(&files.key)?));
+    if let Some(ca) = &files.client_ca {
+        config = config.client_ca_root(Certificate::from_pem(read(ca)?));
+    }
+    Ok(config)
 }
