@@ -13,7 +13,8 @@ use clap::Parser;
 use madoguchi_gateway::config::GatewayConfig;
 use madoguchi_platform::clock::{SharedClock, SystemClock};
 
-/// The edge gateway: ticket printers, button panels and call boards on
+/// The edge gateway: ticket printers, button panels, call boards and
+/// registers (payment terminal, receipt printer, cash drawer) on
 /// serial ports, linked to the Madoguchi cluster.
 #[derive(Debug, Parser)]
 #[command(name = "madoguchi-gateway", version)]
@@ -26,7 +27,8 @@ struct Args {
     )]
     config: PathBuf,
     /// Replace every device with its simulator on a pseudo-terminal and
-    /// show printed tickets and board changes in this terminal.
+    /// show printed tickets, board changes, terminal charges and receipts
+    /// in this terminal.
     #[arg(long)]
     simulate: bool,
 }
