@@ -112,6 +112,7 @@ pub async fn start(
         printers: Default::default(),
         panels: Default::default(),
         lines: Default::default(),
+        terminals: Default::default(),
         reachable: cluster.reachable(),
         store: store.clone(),
     };
@@ -241,6 +242,9 @@ pub async fn start(
                 printer,
                 backoff.clone(),
             );
+            metrics
+                .terminals
+                .insert(r.id.clone(), register.terminal_health());
             spawn_terminal_health(
                 &mut tasks,
                 &cluster,

@@ -24,6 +24,8 @@ pub struct Metrics {
     pub panels: BTreeMap<String, watch::Receiver<PanelHealth>>,
     /// Line id → board line health.
     pub lines: BTreeMap<String, watch::Receiver<LineHealth>>,
+    /// Register id → payment terminal health.
+    pub terminals: BTreeMap<String, watch::Receiver<crate::register::TerminalHealth>>,
     /// Whether the last call reached the cluster.
     pub reachable: watch::Receiver<bool>,
     /// The outbox.
@@ -82,6 +84,15 @@ impl Metrics {
                 &mut out,
                 "madoguchi_gateway_device_up",
                 &[("device", &format!("panel-{kiosk}"))],
+                u8::from(h.connected),
+            );
+        }
+        for (register, h) in &self.terminals {
+            let h = h.borrow();
+            sample(
+                &mut out,
+                "madoguchi_gateway_device_up",
+                &[("device", &format!("terminal-{register}"))],
                 u8::from(h.connected),
             );
         }
