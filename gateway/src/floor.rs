@@ -127,11 +127,17 @@ pub async fn run_in_terminal(
     let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
     let mut tick = tokio::time::interval(std::time::Duration::from_millis(100));
     tokio::pin!(shutdown);
+    // Stdin may be closed (`< /dev/null`, a service manager): stop reading
+    // it at end of file instead of spinning on it.
+    let mut stdin_open = true;
     loop {
         tokio::select! {
             () = &mut shutdown => break,
-            line = lines.next_line() => {
-                let Ok(Some(line)) = line else { continue };
+            line = lines.next_line(), if stdin_open => {
+                let Ok(Some(line)) = line else {
+                    stdin_open = false;
+                    continue;
+                };
                 let Some((_, panel)) = sims.panels.iter().next() else { continue };
                 match line.trim().parse::<u8>() {
                     Ok(button) => { panel.press(button); }
