@@ -32,7 +32,7 @@ async fn health_is_open_and_reports_the_queue() {
     }
     let unknown = health
         .check(HealthCheckRequest {
-            service: "madoguchi.pos.v1.PosService".into(),
+            service: "madoguchi.nowhere.v1.NoService".into(),
         })
         .await
         .err()
