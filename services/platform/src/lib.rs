@@ -13,6 +13,7 @@ pub mod auth;
 pub mod clock;
 pub mod config;
 pub mod error;
+pub mod notify;
 pub mod server;
 pub mod site;
 pub mod storage;

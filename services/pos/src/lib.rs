@@ -60,7 +60,7 @@ impl PosApp {
         store.prepare(site).await?;
         if store.connection().get_database_backend() == DbBackend::Postgres {
             let pool = store.connection().get_postgres_connection_pool().clone();
-            store.bus().spawn_postgres_listener(pool, draining.clone());
+            notify::listen(store.bus(), pool, draining.clone());
         }
         let grpc = PosGrpc::new(
             store.clone(),

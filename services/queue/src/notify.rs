@@ -1,11 +1,6 @@
-//! Live wake-ups for `WatchOffice` streams.
-//!
-//! The event log in the database is the truth; a wake-up only says "there
-//! may be new rows, read again". Streams therefore never depend on a
-//! wake-up's content, and a lost wake-up costs latency, never an event.
-//! In one process the writer wakes the bus after commit. Across processes
-//! sharing PostgreSQL, writers also `NOTIFY` inside their transaction
-//! (delivered at commit) and every process `LISTEN`s and wakes its bus.
+//! Live wake-ups for `WatchOffice` streams: the platform's wake bus
+//! (`madoguchi_platform::notify`) on the queue's PostgreSQL channel, plus a
+//! fast path.
 //!
 //! The fast path: a writer in this process that committed events hands
 //! them to the bus ([`EventBus::publish`]), which keeps the most recent ones
@@ -20,14 +15,13 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use madoguchi_proto::queue::v1 as pb;
 
 use sea_orm::sqlx::PgPool;
-use sea_orm::sqlx::postgres::PgListener;
 use tokio::sync::watch;
 
+use madoguchi_platform::notify::{WakeBus, spawn_postgres_listener};
 use madoguchi_platform::server::Draining;
 
 /// The PostgreSQL notification channel of the queue's event log.
@@ -41,7 +35,7 @@ pub const RECENT_PER_OFFICE: usize = 1024;
 /// with the recent events of this process's own commits.
 #[derive(Debug, Clone)]
 pub struct EventBus {
-    tx: Arc<watch::Sender<u64>>,
+    wake: WakeBus,
     shared: Arc<Shared>,
 }
 
@@ -77,9 +71,8 @@ impl Default for EventBus {
 impl EventBus {
     /// A bus nobody has woken yet.
     pub fn new() -> Self {
-        let (tx, _) = watch::channel(0);
         Self {
-            tx: Arc::new(tx),
+            wake: WakeBus::new(),
             shared: Arc::new(Shared {
                 instance: uuid::Uuid::now_v7().simple().to_string(),
                 outside: AtomicU64::new(0),
@@ -91,7 +84,7 @@ impl EventBus {
     /// A receiver; call `borrow_and_update` before reading the log and
     /// `changed` to wait, so no wake-up between the two is missed.
     pub fn subscribe(&self) -> watch::Receiver<u64> {
-        self.tx.subscribe()
+        self.wake.subscribe()
     }
 
     /// The payload this process puts in its `NOTIFY`s.
@@ -103,7 +96,7 @@ impl EventBus {
     /// the log.
     pub fn wake(&self) {
         self.shared.outside.fetch_add(1, Ordering::SeqCst);
-        self.bump();
+        self.wake.wake();
     }
 
     /// Hands events this process just committed to the followers and wakes
@@ -124,7 +117,7 @@ impl EventBus {
                 }
             }
         }
-        self.bump();
+        self.wake.wake();
     }
 
     /// Call right before reading the log; pass the mark to
@@ -170,61 +163,16 @@ impl EventBus {
         }
     }
 
-    fn bump(&self) {
-        self.tx
-            .send_modify(|generation| *generation = generation.wrapping_add(1));
-    }
-
-    /// Follows PostgreSQL notifications until draining starts. The listener
-    /// reconnects by itself; after a reconnect the bus is woken anyway,
-    /// since notifications sent meanwhile are lost.
-    pub fn spawn_postgres_listener(&self, pool: PgPool, mut draining: Draining) {
+    /// Follows PostgreSQL notifications until draining starts; this
+    /// process's own notifications (already published) are skipped.
+    pub fn spawn_postgres_listener(&self, pool: PgPool, draining: Draining) {
         let bus = self.clone();
-        tokio::spawn(async move {
-            let mut backoff = Duration::from_millis(100);
-            loop {
-                let mut listener = tokio::select! {
-                    () = draining.wait() => return,
-                    listener = connect(&pool) => match listener {
-                        Ok(listener) => listener,
-                        Err(error) => {
-                            tracing::warn!(%error, ?backoff, "cannot LISTEN for queue events");
-                            tokio::time::sleep(backoff).await;
-                            backoff = (backoff * 2).min(Duration::from_secs(10));
-                            continue;
-                        }
-                    },
-                };
-                backoff = Duration::from_millis(100);
+        spawn_postgres_listener(pool, CHANNEL, draining, move |payload| {
+            if payload != Some(bus.instance()) {
                 bus.wake();
-                loop {
-                    tokio::select! {
-                        () = draining.wait() => return,
-                        received = listener.try_recv() => match received {
-                            // Our own commits were published already.
-                            Ok(Some(notification)) => {
-                                if notification.payload() != bus.instance() {
-                                    bus.wake();
-                                }
-                            }
-                            // Connection lost; try_recv reconnects next time.
-                            Ok(None) => bus.wake(),
-                            Err(error) => {
-                                tracing::warn!(%error, "queue event listener failed");
-                                break;
-                            }
-                        },
-                    }
-                }
             }
         });
     }
-}
-
-async fn connect(pool: &PgPool) -> Result<PgListener, sea_orm::sqlx::Error> {
-    let mut listener = PgListener::connect_with(pool).await?;
-    listener.listen(CHANNEL).await?;
-    Ok(listener)
 }
 
 #[cfg(test)]
