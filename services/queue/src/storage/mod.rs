@@ -32,7 +32,7 @@ use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{
     ActiveModelTrait, ActiveValue, ActiveValue::Set, ColumnTrait, ConnectionTrait,
     DatabaseConnection, DatabaseTransaction, DbBackend, EntityTrait, IntoActiveModel,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait, Statement, TransactionTrait,
 };
 use sea_orm_migration::MigratorTrait;
 use uuid::Uuid;
@@ -343,60 +343,74 @@ impl QueueStore {
             return self.ticket_by_id(&office_key, &previous).await.map(Some);
         }
 
-        // One ticket per counter at a time: the previous one must be
-        // finished, transferred or marked first, so service times and the
-        // boards stay truthful.
-        if let Some(busy) = visit::Entity::find()
+        // The head of the counter's lines is claimed in one statement: the
+        // subquery seeks the partial waiting index (one category: an
+        // ordered index scan stopping at the first row) and yields nothing
+        // while the counter still has a ticket open, so the usual call is
+        // a single round trip. The office row lock taken above serialises
+        // this office's writers, so the head cannot be claimed twice.
+        let open_here = visit::Entity::find()
+            .select_only()
+            .expr(Expr::cust("1"))
             .filter(visit::Column::CurrentCounter.eq(counter_key.clone()))
             .filter(
                 visit::Column::State.is_in([VisitState::Called as i16, VisitState::Serving as i16]),
             )
-            .one(&txn)
+            .into_query();
+        let category_filter = match category_keys.as_slice() {
+            [only] => leg::Column::Category.eq(only.clone()),
+            many => leg::Column::Category.is_in(many.iter().cloned()),
+        };
+        let head = leg::Entity::find()
+            .select_only()
+            .column(leg::Column::VisitId)
+            .column(leg::Column::LegIndex)
+            .filter(category_filter)
+            .filter(is_waiting())
+            .filter(Expr::exists(open_here).not())
+            .order_by_asc(leg::Column::PriorityRank)
+            .order_by_asc(leg::Column::ArrivalSequence)
+            .order_by_asc(leg::Column::ArrivalOffset)
+            .limit(1)
+            .into_query();
+        let claimed = leg::Entity::update_many()
+            .col_expr(leg::Column::State, Expr::value(VisitState::Called as i16))
+            .col_expr(leg::Column::Counter, Expr::value(counter_key.clone()))
+            .col_expr(leg::Column::CalledAt, Expr::value(micros(now)))
+            .filter(
+                Expr::tuple([
+                    Expr::col(leg::Column::VisitId),
+                    Expr::col(leg::Column::LegIndex),
+                ])
+                .in_subquery(head),
+            )
+            .exec_with_returning(&txn)
             .await?
-        {
-            return Err(ServiceError::precondition(
-                "COUNTER_BUSY",
-                counter_key,
-                format!("counter still has ticket {} open", busy.display_number),
-            ));
-        }
-
-        // The head of each category's line is one seek in the partial
-        // waiting index; the best head over the categories wins.
-        let mut best: Option<leg::Model> = None;
-        for key in &category_keys {
-            let head = leg::Entity::find()
-                .filter(leg::Column::Category.eq(key.clone()))
-                .filter(is_waiting())
-                .order_by_asc(leg::Column::PriorityRank)
-                .order_by_asc(leg::Column::ArrivalSequence)
-                .order_by_asc(leg::Column::ArrivalOffset)
-                .limit(1)
+            .into_iter()
+            .next();
+        let Some(leg) = claimed else {
+            // Nothing claimed: either the counter is busy (one ticket per
+            // counter at a time, so service times and the boards stay
+            // truthful) or nobody waits. Dropping the transaction rolls the
+            // sequence increment back.
+            if let Some(busy) = visit::Entity::find()
+                .filter(visit::Column::CurrentCounter.eq(counter_key.clone()))
+                .filter(
+                    visit::Column::State
+                        .is_in([VisitState::Called as i16, VisitState::Serving as i16]),
+                )
                 .one(&txn)
-                .await?;
-            if let Some(head) = head {
-                let better = best.as_ref().is_none_or(|b| {
-                    (
-                        head.priority_rank,
-                        head.arrival_sequence,
-                        head.arrival_offset,
-                    ) < (b.priority_rank, b.arrival_sequence, b.arrival_offset)
-                });
-                if better {
-                    best = Some(head);
-                }
+                .await?
+            {
+                return Err(ServiceError::precondition(
+                    "COUNTER_BUSY",
+                    counter_key,
+                    format!("counter still has ticket {} open", busy.display_number),
+                ));
             }
-        }
-        let Some(head) = best else {
-            // Nobody waits: roll back the sequence increment.
             return Ok(None);
         };
 
-        let mut leg = head.into_active_model();
-        leg.state = Set(VisitState::Called as i16);
-        leg.counter = Set(Some(counter_key.clone()));
-        leg.called_at = Set(Some(micros(now)));
-        let leg = leg.update(&txn).await?;
         let visit = visit::Entity::update_many()
             .col_expr(visit::Column::State, Expr::value(VisitState::Called as i16))
             .col_expr(
@@ -415,7 +429,16 @@ impl QueueStore {
             .into_iter()
             .next()
             .ok_or_else(|| ServiceError::Internal("waiting leg without visit".into()))?;
-        let record = load_legs(&txn, visit).await?;
+        // A first leg is the visit's only one (later legs come from
+        // transfers), so the common call needs no second read.
+        let record = if leg.leg_index == 0 && visit.current_leg == 0 {
+            TicketRecord {
+                visit,
+                legs: vec![leg],
+            }
+        } else {
+            load_legs(&txn, visit).await?
+        };
         let event = append_event(
             &txn,
             &self.bus,
@@ -1090,21 +1113,40 @@ async fn append_event(
         counter: counter.to_owned(),
         from_category: from_category.to_owned(),
     };
-    event::ActiveModel {
-        office: Set(record.visit.office.clone()),
-        sequence: Set(sequence),
-        event_type: Set(event_type as i16),
-        visit_id: Set(record.visit.id.clone()),
-        created_at: Set(micros(now)),
-        payload: Set(event.encode_to_vec()),
-    }
-    .insert(txn)
-    .await?;
+    let payload = event.encode_to_vec();
     if txn.get_database_backend() == DbBackend::Postgres {
-        // The payload names this process, whose own followers are handed
-        // the event by `publish` after commit.
-        txn.execute_unprepared(&format!("NOTIFY {CHANNEL}, '{}'", bus.instance()))
-            .await?;
+        // The row and the notification in one round trip. The payload names
+        // this process, whose own followers are handed the event by
+        // `publish` after commit; PostgreSQL delivers it at commit, like
+        // `NOTIFY`.
+        txn.execute_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "INSERT INTO queue_events \
+             (office, sequence, event_type, visit_id, created_at, payload) \
+             SELECT $1, $2, $3, $4, $5, $6 FROM (SELECT pg_notify($7, $8)) AS notified",
+            [
+                record.visit.office.clone().into(),
+                sequence.into(),
+                (event_type as i16).into(),
+                record.visit.id.clone().into(),
+                micros(now).into(),
+                payload.into(),
+                CHANNEL.into(),
+                bus.instance().into(),
+            ],
+        ))
+        .await?;
+    } else {
+        event::ActiveModel {
+            office: Set(record.visit.office.clone()),
+            sequence: Set(sequence),
+            event_type: Set(event_type as i16),
+            visit_id: Set(record.visit.id.clone()),
+            created_at: Set(micros(now)),
+            payload: Set(payload),
+        }
+        .insert(txn)
+        .await?;
     }
     Ok(event)
 }
