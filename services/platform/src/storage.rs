@@ -45,7 +45,11 @@ pub async fn connect(url: &SecretString) -> Result<DatabaseConnection, DbErr> {
         let file = sqlite_file(url);
         let own_checkpoints = file.is_some();
         checkpointed = file.map(|f| (f, url.to_owned()));
+        // The one connection is a local file, never a dropped socket: a ping
+        // before each use would only add a round trip to the connection's
+        // thread on every transaction.
         options
+            .test_before_acquire(false)
             .max_connections(1)
             .min_connections(1)
             .idle_timeout(None::<Duration>)
@@ -64,7 +68,14 @@ pub async fn connect(url: &SecretString) -> Result<DatabaseConnection, DbErr> {
                 }
             });
     } else {
-        options.max_connections(16).min_connections(1);
+        // A connection in steady use is not pinged before each transaction
+        // (a full round trip to the server, on the call path); one idle
+        // for a second or more is, so after a quiet spell a server restart
+        // is found by the ping, not by a request.
+        options
+            .max_connections(16)
+            .min_connections(1)
+            .test_before_acquire_if_idle_for(Duration::from_secs(1));
     }
     let db = Database::connect(options).await?;
     if let Some((file, url)) = checkpointed {

@@ -194,13 +194,15 @@ impl QueueStore {
         }
         let category = self.category(&office_key, &category_key)?;
 
-        // The day's counter row: created on the first issue, and the issue
-        // count incremented in the same statement. Over the quota, the
-        // error rolls the increment back.
+        // The day's counter row: created on the first issue, with the issue
+        // count incremented and the number advanced to the usual next one
+        // in the same statement. Over the quota, the error rolls both back.
+        let max_number = Ord::max(office.max_number, 1);
+        let last = (number_counter::Entity, number_counter::Column::LastNumber);
         let numbers = number_counter::Entity::insert(number_counter::ActiveModel {
             category: Set(category_key.clone()),
             business_day: Set(day.ordinal()),
-            last_number: Set(0),
+            last_number: Set(1),
             issued_count: Set(1),
         })
         .on_conflict(
@@ -211,6 +213,10 @@ impl QueueStore {
             .value(
                 number_counter::Column::IssuedCount,
                 Expr::col((number_counter::Entity, number_counter::Column::IssuedCount)).add(1),
+            )
+            .value(
+                number_counter::Column::LastNumber,
+                Expr::case(Expr::col(last).gte(max_number), 1).finally(Expr::col(last).add(1)),
             )
             .to_owned(),
         )
@@ -226,22 +232,19 @@ impl QueueStore {
                 ),
             });
         }
-        let leased = leased_numbers(&txn, &category_key, day).await?;
-        let number = free_number(
-            &txn,
-            &category_key,
-            numbers.last_number,
-            office.max_number,
-            &leased,
-        )
-        .await?;
-
-        number_counter::Entity::update_many()
-            .col_expr(number_counter::Column::LastNumber, Expr::value(number))
-            .filter(number_counter::Column::Category.eq(category_key.clone()))
-            .filter(number_counter::Column::BusinessDay.eq(day.ordinal()))
-            .exec(&txn)
-            .await?;
+        // Usually that number is free (one query); when it is held by a
+        // ticket still open or by a device's lease, probe on from it.
+        let mut number = numbers.last_number;
+        if !number_free(&txn, &category_key, day, number).await? {
+            let leased = leased_numbers(&txn, &category_key, day).await?;
+            number = free_number(&txn, &category_key, number, max_number, &leased).await?;
+            number_counter::Entity::update_many()
+                .col_expr(number_counter::Column::LastNumber, Expr::value(number))
+                .filter(number_counter::Column::Category.eq(category_key.clone()))
+                .filter(number_counter::Column::BusinessDay.eq(day.ordinal()))
+                .exec(&txn)
+                .await?;
+        }
 
         let id = Uuid::now_v7().to_string();
         let visit = visit::ActiveModel {
@@ -1011,6 +1014,44 @@ async fn free_number(
         }
     }
     Err(exhausted())
+}
+
+/// Whether `number` of a category is neither held by an open ticket (of
+/// any day) nor reserved by an unimported lease of `day`: one query.
+async fn number_free(
+    txn: &DatabaseTransaction,
+    category_key: &str,
+    day: BusinessDay,
+    number: i32,
+) -> Result<bool, ServiceError> {
+    let held = visit::Entity::find()
+        .select_only()
+        .expr(Expr::cust("1"))
+        .filter(visit::Column::IssueCategory.eq(category_key.to_owned()))
+        .filter(visit::Column::Number.eq(number))
+        .filter(visit::Column::State.is_in([
+            VisitState::Waiting as i16,
+            VisitState::Called as i16,
+            VisitState::Serving as i16,
+        ]))
+        .into_query();
+    let reserved = leased_number::Entity::find()
+        .select_only()
+        .expr(Expr::cust("1"))
+        .filter(leased_number::Column::Category.eq(category_key.to_owned()))
+        .filter(leased_number::Column::BusinessDay.eq(day.ordinal()))
+        .filter(leased_number::Column::Number.eq(number))
+        .filter(leased_number::Column::VisitId.is_null())
+        .into_query();
+    let probe = sea_orm::sea_query::Query::select()
+        .expr(Expr::case(Expr::exists(held).or(Expr::exists(reserved)), 1).finally(0))
+        .to_owned();
+    let taken: i32 = txn
+        .query_one(&probe)
+        .await?
+        .ok_or_else(|| ServiceError::Internal("a SELECT without FROM returned no row".into()))?
+        .try_get_by_index(0)?;
+    Ok(taken == 0)
 }
 
 /// Numbers of a category leased for `day` whose tickets have not been
