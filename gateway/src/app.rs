@@ -149,6 +149,7 @@ pub async fn start(
             &mut tasks,
             &cluster,
             &format!("printer-{}", k.id),
+            pb::DeviceKind::TicketPrinter,
             printer.health(),
             config.timing.health_interval,
             stopped.clone(),
@@ -229,6 +230,7 @@ pub async fn start(
                 &mut tasks,
                 &cluster,
                 &device,
+                pb::DeviceKind::ReceiptPrinter,
                 printer.health(),
                 config.timing.health_interval,
                 stopped.clone(),
@@ -346,6 +348,10 @@ fn now_ts() -> Timestamp {
     }
 }
 
+/// How long a device's first health report waits for its driver's first
+/// contact with it.
+const FIRST_REPORT_GRACE: Duration = Duration::from_secs(3);
+
 /// Reports a device's health whenever it changes, and every `interval`.
 fn spawn_reporter<H, F>(
     tasks: &mut JoinSet<()>,
@@ -360,6 +366,16 @@ fn spawn_reporter<H, F>(
 {
     let cluster = cluster.clone();
     tasks.spawn(async move {
+        // At start the driver has not tried its port yet: the initial
+        // state says "not connected" only because nothing is known. The
+        // first report waits for the driver's first news, or a grace
+        // period for a device that never answers, so staff and the server
+        // log are not told of a fault that is not there.
+        tokio::select! {
+            changed = health.changed() => if changed.is_err() { return },
+            () = tokio::time::sleep(FIRST_REPORT_GRACE.min(interval)) => {}
+            _ = stopped.changed() => return,
+        }
         let mut sent: Vec<pb::DeviceHealth> = Vec::new();
         loop {
             let reports = to_reports(&health.borrow_and_update().clone());
@@ -424,6 +440,7 @@ fn spawn_printer_health(
     tasks: &mut JoinSet<()>,
     cluster: &Cluster,
     device_id: &str,
+    kind: pb::DeviceKind,
     health: watch::Receiver<PrinterHealth>,
     interval: Duration,
     stopped: watch::Receiver<bool>,
@@ -443,7 +460,7 @@ fn spawn_printer_health(
                 paper_out: h.paper_out,
                 cover_open: h.cover_open,
                 last_error: h.last_error.clone().unwrap_or_default(),
-                ..device(&c, &id, pb::DeviceKind::TicketPrinter)
+                ..device(&c, &id, kind)
             }]
         },
     );

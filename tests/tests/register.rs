@@ -577,6 +577,31 @@ async fn cash_payment_opens_the_drawer(backend: Backend) {
         0,
         "cash never touches the terminal"
     );
+    // Staff see the register's receipt printer as one, working.
+    let mut queue_staff = t.client(Role::Staff).await;
+    within("the receipt printer's health", async {
+        loop {
+            let devices = queue_staff
+                .list_device_health(q::ListDeviceHealthRequest {
+                    parent: OFFICE.into(),
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .devices;
+            if let Some(d) = devices
+                .iter()
+                .find(|d| d.name.ends_with("/devices/receipt-printer-r1"))
+            {
+                assert_eq!(d.kind, q::DeviceKind::ReceiptPrinter as i32);
+                if d.ok {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
     f.stop().await;
 }
 

@@ -20,7 +20,7 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::domain::{OfficeChild, OfficeName, TicketAction, VisitState};
-use crate::storage::offline::{DeviceReport, MAX_LEASE, OfflineTicketInput};
+use crate::storage::offline::{DeviceReport, HealthChange, MAX_LEASE, OfflineTicketInput};
 use crate::storage::{QueueStore, TicketQuery};
 
 /// Roles that may read queues and follow events.
@@ -599,8 +599,16 @@ impl QueueService for QueueGrpc {
                 gateway: principal.subject.clone(),
             })
             .await?;
-        if !stored.ok {
+        // Logged on a change only: gateways re-send the same report
+        // periodically, and one line per fault is what an operator wants.
+        let HealthChange {
+            was_ok,
+            now: stored,
+        } = stored;
+        if !stored.ok && was_ok != Some(false) {
             tracing::warn!(device = %stored.name, connected = stored.connected, paper_out = stored.paper_out, cover_open = stored.cover_open, "device needs attention");
+        } else if stored.ok && was_ok == Some(false) {
+            tracing::info!(device = %stored.name, "device working again");
         }
         Ok(Response::new(stored))
     }

@@ -405,12 +405,13 @@ impl QueueStore {
     pub async fn report_device_health(
         &self,
         report: DeviceReport,
-    ) -> Result<pb::DeviceHealth, ServiceError> {
+    ) -> Result<HealthChange, ServiceError> {
         let now = self.now();
         let office_key = report.name.office.to_string();
         self.office(&report.name.office).await?;
+        let name = report.name.to_string();
         let row = device::ActiveModel {
-            name: Set(report.name.to_string()),
+            name: Set(name.clone()),
             office: Set(office_key),
             kind: Set(report.kind as i16),
             connected: Set(report.connected),
@@ -422,7 +423,9 @@ impl QueueStore {
             reported_at: Set(micros(now)),
             gateway: Set(report.gateway),
         };
-        device::Entity::insert(row)
+        let txn = self.db.begin().await?;
+        let before = device::Entity::find_by_id(name).one(&txn).await?;
+        let stored = device::Entity::insert(row)
             .on_conflict(
                 OnConflict::column(device::Column::Name)
                     .update_columns([
@@ -438,13 +441,13 @@ impl QueueStore {
                     ])
                     .to_owned(),
             )
-            .exec(&self.db)
+            .exec_with_returning(&txn)
             .await?;
-        let stored = device::Entity::find_by_id(report.name.to_string())
-            .one(&self.db)
-            .await?
-            .ok_or_else(|| ServiceError::Internal("device row vanished".into()))?;
-        Ok(device_to_proto(stored))
+        txn.commit().await?;
+        Ok(HealthChange {
+            was_ok: before.map(|b| device_to_proto(b).ok),
+            now: device_to_proto(stored),
+        })
     }
 
     /// Every device of an office with its latest health, by name.
@@ -460,6 +463,17 @@ impl QueueStore {
             .await?;
         Ok(rows.into_iter().map(device_to_proto).collect())
     }
+}
+
+/// A device's health as stored by a report, with whether it could work
+/// before (`None` for a device reported for the first time), so that
+/// callers can tell a new fault from a repeated report of a known one.
+#[derive(Debug, Clone)]
+pub struct HealthChange {
+    /// Whether the device could work before this report.
+    pub was_ok: Option<bool>,
+    /// The health now stored.
+    pub now: pb::DeviceHealth,
 }
 
 /// Takes the office row's lock without taking a sequence.
