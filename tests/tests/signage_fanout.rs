@@ -31,6 +31,7 @@ use tonic::transport::server::TcpIncoming;
 on_both_backends!(
     pages_of_one_office_share_one_queue_stream_and_get_every_event_once,
     a_page_that_stops_reading_blocks_nobody_and_is_resynchronised,
+    a_follower_without_pages_stops_and_the_next_page_starts_one,
 );
 
 const FEED: &str = "/signage/api/offices/main/feed";
@@ -245,6 +246,7 @@ async fn a_page_that_stops_reading_blocks_nobody_and_is_resynchronised(backend: 
             ring: 1024,
             lag: 2,
             buffer: 1,
+            ..FeedLimits::default()
         },
         Some(4096),
     )
@@ -294,6 +296,62 @@ async fn a_page_that_stops_reading_blocks_nobody_and_is_resynchronised(backend: 
     println!("{backend:?}: {counts:?}");
     assert_eq!(counts.office_streams, 1, "{counts:?}");
     reader.abort();
+    signage.shutdown().await;
+    queue.stop().await;
+}
+
+async fn a_follower_without_pages_stops_and_the_next_page_starts_one(backend: Backend) {
+    let queue = spawn_all(backend).await;
+    let mut staff = queue.queue(Role::Staff).await;
+    let linger = std::time::Duration::from_millis(50);
+    let signage = signage(
+        &queue,
+        FeedLimits {
+            linger,
+            ..FeedLimits::default()
+        },
+        None,
+    )
+    .await;
+
+    // A page open through many linger periods keeps its follower: its
+    // calls arrive on the first and only follower stream.
+    let (mut page, start) = join(signage.addr).await;
+    tokio::time::sleep(linger * 6).await;
+    let calls = vec![one_visit(&mut staff).await];
+    let newest = last_sequence(&mut staff).await;
+    let events = page.events_through(newest).await;
+    assert_every_event_once("open page", &events, start, newest, &calls);
+    let counts = signage.app.feed_counts();
+    assert_eq!(
+        (counts.office_streams, counts.live_offices),
+        (1, 1),
+        "{counts:?}"
+    );
+
+    // The last page closes: the follower stops and lets go of its
+    // WatchOffice stream.
+    drop(page);
+    tokio::time::timeout(std::time::Duration::from_secs(20), async {
+        while signage.app.feed_counts().live_offices != 0 {
+            tokio::time::sleep(linger).await;
+        }
+    })
+    .await
+    .expect("the follower of an office without pages never stopped");
+
+    // The next page starts a follower of its own and misses nothing.
+    let (mut page, start) = join(signage.addr).await;
+    let calls = vec![one_visit(&mut staff).await];
+    let newest = last_sequence(&mut staff).await;
+    let events = page.events_through(newest).await;
+    assert_every_event_once("next page", &events, start, newest, &calls);
+    let counts = signage.app.feed_counts();
+    assert_eq!(
+        (counts.office_streams, counts.live_offices),
+        (2, 1),
+        "{counts:?}"
+    );
     signage.shutdown().await;
     queue.stop().await;
 }

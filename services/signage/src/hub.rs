@@ -61,6 +61,10 @@ pub struct FeedLimits {
     pub lag: usize,
     /// SSE events buffered per connection before it waits for the browser.
     pub buffer: usize,
+    /// How long an office's follower keeps its `WatchOffice` stream with
+    /// no page open before it stops (a TV that reloads comes back within
+    /// it and finds the follower still live).
+    pub linger: Duration,
 }
 
 impl Default for FeedLimits {
@@ -69,6 +73,7 @@ impl Default for FeedLimits {
             ring: 1024,
             lag: 256,
             buffer: 64,
+            linger: Duration::from_secs(60),
         }
     }
 }
@@ -87,6 +92,9 @@ pub struct FeedCounts {
     pub resyncs: u64,
     /// `GetOfficeStatus` reads by office followers.
     pub status_reads: u64,
+    /// Offices with a follower running now (a gauge, not a counter): a
+    /// follower stops once no page has been open for the linger period.
+    pub live_offices: u64,
 }
 
 #[derive(Debug, Default)]
@@ -349,6 +357,8 @@ pub enum End {
     Queue(tonic::Status),
     /// The queue's stream or the office's follower ended.
     StreamEnded,
+    /// No page was open for the office for the linger period.
+    Unwatched,
 }
 
 impl Hubs {
@@ -381,6 +391,7 @@ impl Hubs {
             catch_up_streams: self.stats.catch_up_streams.load(Ordering::Relaxed),
             resyncs: self.stats.resyncs.load(Ordering::Relaxed),
             status_reads: self.stats.status_reads.load(Ordering::Relaxed),
+            live_offices: lock(&self.offices).len() as u64,
         }
     }
 
@@ -396,6 +407,24 @@ impl Hubs {
         offices.insert(floor.office_id.clone(), hub.clone());
         tokio::spawn(follow(self.clone(), hub.clone()));
         hub
+    }
+
+    /// Removes `hub` when nothing but the map and its follower holds it:
+    /// under the map's lock, so a page arriving now gets a new hub instead
+    /// of this ending one. Pages hold their hub for as long as they are
+    /// connected, so the count is the number of open pages plus two (plus
+    /// one while a status read runs, which only delays this).
+    fn retire_if_unwatched(&self, hub: &Arc<OfficeHub>) -> bool {
+        let mut offices = lock(&self.offices);
+        let ours = offices
+            .get(&hub.floor.office_id)
+            .is_some_and(|h| Arc::ptr_eq(h, hub));
+        if ours && Arc::strong_count(hub) <= 2 {
+            offices.remove(&hub.floor.office_id);
+            true
+        } else {
+            false
+        }
     }
 
     fn forget(&self, hub: &Arc<OfficeHub>) {
@@ -483,6 +512,11 @@ async fn run(hubs: &Hubs, hub: &Arc<OfficeHub>) -> End {
 
     let mut refresh = tokio::time::interval(STATUS_REFRESH);
     refresh.tick().await;
+    // Checked every linger period: a follower ends after one to two of
+    // them without pages.
+    let mut idle_check = tokio::time::interval(hubs.limits.linger.max(Duration::from_millis(10)));
+    idle_check.tick().await;
+    let mut unwatched_since_check = false;
     let mut stale = false;
     let mut reading: Option<StatusRead> = None;
     loop {
@@ -513,6 +547,13 @@ async fn run(hubs: &Hubs, hub: &Arc<OfficeHub>) -> End {
                 }
             }
             _ = refresh.tick() => stale = true,
+            _ = idle_check.tick() => {
+                let unwatched = Arc::strong_count(hub) <= 2;
+                if unwatched && unwatched_since_check && hubs.retire_if_unwatched(hub) {
+                    return End::Unwatched;
+                }
+                unwatched_since_check = unwatched;
+            }
         }
     }
 }
