@@ -213,7 +213,7 @@ async fn main() -> anyhow::Result<()> {
     };
     let config = ServerConfig {
         data_dir: dir.path().to_owned(),
-        database_url: Some(SecretString::from(database_url)),
+        database_url: Some(SecretString::from(database_url.clone())),
         site,
         tokens: [
             (TOKEN, Role::Staff),
@@ -348,5 +348,8 @@ async fn main() -> anyhow::Result<()> {
         floor.shutdown().await;
     }
     server.shutdown().await?;
+    if matches!(args.backend, Backend::Postgres) {
+        madoguchi_platform::testing::drop_postgres_database(&database_url).await?;
+    }
     Ok(())
 }

@@ -2,7 +2,7 @@
 //! by `MADOGUCHI_TEST_POSTGRES_URL` (a role that may create databases;
 //! `scripts/test.sh` starts one) and fail, never skip, without it.
 
-use sea_orm::{ConnectionTrait, Database};
+use sea_orm::{ConnectionTrait, Database, DbErr};
 
 /// The variable that names the test PostgreSQL server.
 pub const POSTGRES_URL_VARIABLE: &str = "MADOGUCHI_TEST_POSTGRES_URL";
@@ -33,4 +33,29 @@ pub async fn fresh_postgres_database() -> String {
     let (base, rest) = admin.split_at(slash);
     let query = rest.find('?').map_or("", |q| &rest[q..]);
     format!("{base}/{name}{query}")
+}
+
+/// Drops a database [`fresh_postgres_database`] made (its URL), closing
+/// any connection still open to it. For tools such as the load test that
+/// create one per run; the test suite's are dropped by `scripts/test.sh`
+/// before the next run.
+///
+/// # Errors
+/// When the variable is unset or the server refuses.
+pub async fn drop_postgres_database(url: &str) -> Result<(), DbErr> {
+    let admin = std::env::var(POSTGRES_URL_VARIABLE)
+        .map_err(|_| DbErr::Custom(format!("{POSTGRES_URL_VARIABLE} is not set")))?;
+    let path = url.rsplit('/').next().unwrap_or_default();
+    let name = path.split('?').next().unwrap_or_default();
+    if !name.starts_with("madoguchi_test_")
+        || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    {
+        return Err(DbErr::Custom(format!("not a test database: {name}")));
+    }
+    let db = Database::connect(admin.as_str()).await?;
+    let dropped = db
+        .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .await;
+    let _ = db.close().await;
+    dropped.map(|_| ())
 }
