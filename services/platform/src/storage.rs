@@ -205,6 +205,30 @@ mod tests {
         row.try_get_by_index::<i64>(0).unwrap()
     }
 
+    /// `.cargo/config.toml` builds SQLite with its query planner stability
+    /// guarantee; without it, every statement with a bound LIMIT (every
+    /// sea-orm `.one()`) is compiled again on each execution.
+    #[tokio::test]
+    async fn sqlite_keeps_query_plans_stable() {
+        let db = connect(&SecretString::from("sqlite::memory:".to_owned()))
+            .await
+            .unwrap();
+        let options: Vec<String> = db
+            .query_all_raw(Statement::from_string(
+                DbBackend::Sqlite,
+                "PRAGMA compile_options",
+            ))
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| row.try_get_by_index::<String>(0).unwrap())
+            .collect();
+        assert!(
+            options.iter().any(|o| o == "ENABLE_QPSG"),
+            "SQLite built without SQLITE_ENABLE_QPSG (LIBSQLITE3_FLAGS in .cargo/config.toml): {options:?}"
+        );
+    }
+
     #[tokio::test]
     async fn commits_leave_checkpoints_to_the_checkpointer() {
         let dir = tempfile::tempdir().unwrap();
