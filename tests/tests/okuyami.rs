@@ -12,6 +12,7 @@
 use std::collections::HashSet;
 
 use madoguchi::cli::Auth;
+use madoguchi_e2e::okuyami::{self, M, TARO, TSURUKO, date};
 use madoguchi_e2e::{
     Backend, OFFICE, Spawn, TestServer, counter, issue, on_both_backends, spawn, token,
 };
@@ -21,7 +22,7 @@ use madoguchi_proto::forms::v1::forms_service_client::FormsServiceClient;
 use madoguchi_proto::identity::v1 as id;
 use madoguchi_proto::identity::v1::identity_service_client::IdentityServiceClient;
 use madoguchi_proto::queue::v1 as q;
-use madoguchi_proto::types::v1::{Address, Date, JapaneseName};
+use madoguchi_proto::types::v1::JapaneseName;
 use tonic::Code;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
@@ -30,10 +31,7 @@ use tonic_types::StatusExt;
 type Forms = FormsServiceClient<InterceptedService<Channel, Auth>>;
 type Identity = IdentityServiceClient<InterceptedService<Channel, Auth>>;
 
-const M: &str = "municipalities/032034";
-const TARO: &str = "municipalities/032034/residents/100001";
 const HANAKO: &str = "municipalities/032034/residents/100002";
-const TSURUKO: &str = "municipalities/032034/residents/100003";
 
 on_both_backends!(
     okuyami_one_visit,
@@ -58,10 +56,6 @@ async fn forms(t: &TestServer, role: Role) -> Forms {
 async fn identity(t: &TestServer, role: Role) -> Identity {
     let auth = Auth::bearer(&token(role, "032034").token).unwrap();
     IdentityServiceClient::with_interceptor(channel(t).await, auth)
-}
-
-fn date(year: i32, month: i32, day: i32) -> Option<Date> {
-    Some(Date { year, month, day })
 }
 
 fn name(family: &str, given: &str) -> Option<JapaneseName> {
@@ -106,34 +100,7 @@ async fn ticket_at(t: &TestServer, category: &str, counter_id: &str) -> q::Ticke
 async fn verify_daughter(t: &TestServer, ticket: &str) -> id::IdentityVerification {
     let mut identity = identity(t, Role::Staff).await;
     let verification = identity
-        .verify_identity(id::VerifyIdentityRequest {
-            parent: M.into(),
-            visit: ticket.into(),
-            visitor: Some(id::PersonClaim {
-                person_name: name("おくやみ", "つる子"),
-                birth_date: date(1972, 10, 31),
-                address: Some(Address {
-                    municipality_code: "041017".into(),
-                    prefecture: "宮城県".into(),
-                    municipality: "仙台市青葉区".into(),
-                    street: "国分町3丁目7番1号".into(),
-                    ..Default::default()
-                }),
-            }),
-            resident: TSURUKO.into(),
-            documents: vec![
-                id::PresentedDocument {
-                    kind: "my-number-card".into(),
-                    expiry_date: date(2030, 10, 31),
-                    ..Default::default()
-                },
-                id::PresentedDocument {
-                    kind: "drivers-licence".into(),
-                    expiry_date: date(2028, 11, 30),
-                    ..Default::default()
-                },
-            ],
-        })
+        .verify_identity(okuyami::daughter_verification(ticket))
         .await
         .unwrap()
         .into_inner();

@@ -13,20 +13,17 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use madoguchi::cli::Auth;
+use madoguchi_e2e::okuyami::{self, date};
 use madoguchi_e2e::{
     Backend, OFFICE, OTHER_MUNICIPALITY, Spawn, TestServer, counter, issue, on_both_backends,
     spawn, token,
 };
 use madoguchi_platform::auth::Role;
 use madoguchi_proto::forms::v1 as f;
-use madoguchi_proto::forms::v1::forms_service_client::FormsServiceClient;
-use madoguchi_proto::identity::v1 as id;
-use madoguchi_proto::identity::v1::identity_service_client::IdentityServiceClient;
 use madoguchi_proto::pos::v1 as pb;
 use madoguchi_proto::pos::v1::pos_service_client::PosServiceClient;
 use madoguchi_proto::pos::v1::register_event::Kind;
 use madoguchi_proto::queue::v1 as q;
-use madoguchi_proto::types::v1::{Address, Date, JapaneseName};
 use proptest::strategy::{Strategy, ValueTree};
 use proptest::test_runner::TestRunner;
 use tonic::service::interceptor::InterceptedService;
@@ -36,9 +33,6 @@ use tonic_types::StatusExt;
 
 type Pos = PosServiceClient<InterceptedService<Channel, Auth>>;
 
-const M: &str = "municipalities/032034";
-const TARO: &str = "municipalities/032034/residents/100001";
-const TSURUKO: &str = "municipalities/032034/residents/100003";
 const KOSEKI: &str = "13-01-01-01 戸籍手数料";
 const JUKI: &str = "13-01-01-02 住民基本台帳手数料";
 const ZEIMU: &str = "13-01-02-01 税務手数料";
@@ -254,98 +248,12 @@ async fn ticket_at(t: &TestServer, category: &str, counter_id: &str) -> q::Ticke
         .into_inner()
 }
 
-fn date(year: i32, month: i32, day: i32) -> Option<Date> {
-    Some(Date { year, month, day })
-}
-
 /// The おくやみ daughter's visit with a confirmed certificate request for
 /// her late father: 除籍謄本 ×2 (¥750), 住民票の除票 ×1 (¥300, 年金),
 /// 評価証明書 ×1 (¥300).
 async fn confirmed_certificate_request(t: &TestServer) -> f::CertificateRequest {
     let ticket = ticket_at(t, "life-events", "2").await;
-    let auth = || Auth::bearer(&token(Role::Staff, "032034").token).unwrap();
-    let mut identity = IdentityServiceClient::with_interceptor(channel(t).await, auth());
-    let verification = identity
-        .verify_identity(id::VerifyIdentityRequest {
-            parent: M.into(),
-            visit: ticket.name.clone(),
-            visitor: Some(id::PersonClaim {
-                person_name: Some(JapaneseName {
-                    family_name: "おくやみ".into(),
-                    given_name: "つる子".into(),
-                    ..Default::default()
-                }),
-                birth_date: date(1972, 10, 31),
-                address: Some(Address {
-                    municipality_code: "041017".into(),
-                    prefecture: "宮城県".into(),
-                    municipality: "仙台市青葉区".into(),
-                    street: "国分町3丁目7番1号".into(),
-                    ..Default::default()
-                }),
-            }),
-            resident: TSURUKO.into(),
-            documents: vec![
-                id::PresentedDocument {
-                    kind: "my-number-card".into(),
-                    expiry_date: date(2030, 10, 31),
-                    ..Default::default()
-                },
-                id::PresentedDocument {
-                    kind: "drivers-licence".into(),
-                    expiry_date: date(2028, 11, 30),
-                    ..Default::default()
-                },
-            ],
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert!(verification.verified, "{verification:?}");
-    let mut forms = FormsServiceClient::with_interceptor(channel(t).await, auth());
-    let visit = forms
-        .start_visit(f::StartVisitRequest {
-            parent: OFFICE.into(),
-            verification: verification.name,
-            ticket: ticket.name,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let request = forms
-        .create_certificate_request(f::CreateCertificateRequestRequest {
-            parent: visit.name.clone(),
-            lines: vec![
-                f::CertificateLineInput {
-                    subject: TARO.into(),
-                    kind: "joseki-tohon".into(),
-                    copies: 2,
-                    purpose: "相続手続".into(),
-                    relation: f::Relation::LinealRelative as i32,
-                    ..Default::default()
-                },
-                f::CertificateLineInput {
-                    subject: TARO.into(),
-                    kind: "juminhyo-joshi".into(),
-                    copies: 1,
-                    options: vec!["honseki".into()],
-                    purpose: "年金の手続".into(),
-                    relation: f::Relation::LinealRelative as i32,
-                },
-                f::CertificateLineInput {
-                    subject: TARO.into(),
-                    kind: "hyoka".into(),
-                    copies: 1,
-                    purpose: "相続登記".into(),
-                    relation: f::Relation::LinealRelative as i32,
-                    ..Default::default()
-                },
-            ],
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let request = okuyami::draft_inheritance_request(t, &ticket.name).await;
     // A draft is not charged.
     let status = pos(t, Role::Staff)
         .await
@@ -358,13 +266,7 @@ async fn confirmed_certificate_request(t: &TestServer) -> f::CertificateRequest 
         .unwrap_err();
     assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
     assert_eq!(reason(&status), "CERTIFICATE_REQUEST_NOT_CONFIRMED");
-    forms
-        .confirm_certificate_request(f::ConfirmCertificateRequestRequest {
-            name: request.name.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
+    okuyami::confirm_request(t, &request.name).await
 }
 
 async fn card_payment_from_a_certificate_request(backend: Backend) {

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use madoguchi::cli::Auth;
+use madoguchi_e2e::okuyami;
 use madoguchi_e2e::{
     Backend, OFFICE, Spawn, TestServer, counter, issue, on_both_backends, spawn, token,
 };
@@ -32,13 +33,9 @@ use madoguchi_gateway::serial::{Connector, pty_pair};
 use madoguchi_platform::auth::Role;
 use madoguchi_platform::clock::SharedClock;
 use madoguchi_proto::forms::v1 as f;
-use madoguchi_proto::forms::v1::forms_service_client::FormsServiceClient;
-use madoguchi_proto::identity::v1 as id;
-use madoguchi_proto::identity::v1::identity_service_client::IdentityServiceClient;
 use madoguchi_proto::pos::v1 as pb;
 use madoguchi_proto::pos::v1::pos_service_client::PosServiceClient;
 use madoguchi_proto::queue::v1 as q;
-use madoguchi_proto::types::v1::{Address, Date, JapaneseName};
 use tempfile::TempDir;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
@@ -59,10 +56,6 @@ type Pos = PosServiceClient<InterceptedService<Channel, Auth>>;
 
 /// Deadline that turns a hang into a failure; never a wait by itself.
 const DEADLINE: Duration = Duration::from_secs(30);
-
-const M: &str = "municipalities/032034";
-const TARO: &str = "municipalities/032034/residents/100001";
-const TSURUKO: &str = "municipalities/032034/residents/100003";
 
 async fn within<T>(what: &str, f: impl Future<Output = T>) -> T {
     tokio::time::timeout(DEADLINE, f)
@@ -311,10 +304,6 @@ fn pay(
     }
 }
 
-fn date(year: i32, month: i32, day: i32) -> Option<Date> {
-    Some(Date { year, month, day })
-}
-
 /// A confirmed certificate request of the おくやみ visit: 除籍謄本 ×2
 /// (¥750), 住民票の除票 ×1 (¥300), 評価証明書 ×1 (¥300).
 async fn confirmed_certificate_request(t: &TestServer) -> f::CertificateRequest {
@@ -340,96 +329,8 @@ async fn confirmed_certificate_request(t: &TestServer) -> f::CertificateRequest 
         .await
         .unwrap()
         .into_inner();
-    let auth = || Auth::bearer(&token(Role::Staff, "032034").token).unwrap();
-    let mut identity = IdentityServiceClient::with_interceptor(channel(t).await, auth());
-    let verification = identity
-        .verify_identity(id::VerifyIdentityRequest {
-            parent: M.into(),
-            visit: ticket.name.clone(),
-            visitor: Some(id::PersonClaim {
-                person_name: Some(JapaneseName {
-                    family_name: "おくやみ".into(),
-                    given_name: "つる子".into(),
-                    ..Default::default()
-                }),
-                birth_date: date(1972, 10, 31),
-                address: Some(Address {
-                    municipality_code: "041017".into(),
-                    prefecture: "宮城県".into(),
-                    municipality: "仙台市青葉区".into(),
-                    street: "国分町3丁目7番1号".into(),
-                    ..Default::default()
-                }),
-            }),
-            resident: TSURUKO.into(),
-            documents: vec![
-                id::PresentedDocument {
-                    kind: "my-number-card".into(),
-                    expiry_date: date(2030, 10, 31),
-                    ..Default::default()
-                },
-                id::PresentedDocument {
-                    kind: "drivers-licence".into(),
-                    expiry_date: date(2028, 11, 30),
-                    ..Default::default()
-                },
-            ],
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert!(verification.verified, "{verification:?}");
-    let mut forms = FormsServiceClient::with_interceptor(channel(t).await, auth());
-    let visit = forms
-        .start_visit(f::StartVisitRequest {
-            parent: OFFICE.into(),
-            verification: verification.name,
-            ticket: ticket.name,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let request = forms
-        .create_certificate_request(f::CreateCertificateRequestRequest {
-            parent: visit.name.clone(),
-            lines: vec![
-                f::CertificateLineInput {
-                    subject: TARO.into(),
-                    kind: "joseki-tohon".into(),
-                    copies: 2,
-                    purpose: "相続手続".into(),
-                    relation: f::Relation::LinealRelative as i32,
-                    ..Default::default()
-                },
-                f::CertificateLineInput {
-                    subject: TARO.into(),
-                    kind: "juminhyo-joshi".into(),
-                    copies: 1,
-                    options: vec!["honseki".into()],
-                    purpose: "年金の手続".into(),
-                    relation: f::Relation::LinealRelative as i32,
-                },
-                f::CertificateLineInput {
-                    subject: TARO.into(),
-                    kind: "hyoka".into(),
-                    copies: 1,
-                    purpose: "相続登記".into(),
-                    relation: f::Relation::LinealRelative as i32,
-                    ..Default::default()
-                },
-            ],
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    forms
-        .confirm_certificate_request(f::ConfirmCertificateRequestRequest {
-            name: request.name.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
+    let request = okuyami::draft_inheritance_request(t, &ticket.name).await;
+    okuyami::confirm_request(t, &request.name).await
 }
 
 // ------------------------------------------------------------ the tests

@@ -409,17 +409,15 @@ impl Hubs {
         hub
     }
 
-    /// Removes `hub` when nothing but the map and its follower holds it:
-    /// under the map's lock, so a page arriving now gets a new hub instead
-    /// of this ending one. Pages hold their hub for as long as they are
-    /// connected, so the count is the number of open pages plus two (plus
-    /// one while a status read runs, which only delays this).
+    /// Removes `hub` when it is [`unwatched`], under the map's lock, so a
+    /// page arriving now gets a new hub instead of this ending one (pages
+    /// hold their hub for as long as they are connected).
     fn retire_if_unwatched(&self, hub: &Arc<OfficeHub>) -> bool {
         let mut offices = lock(&self.offices);
         let ours = offices
             .get(&hub.floor.office_id)
             .is_some_and(|h| Arc::ptr_eq(h, hub));
-        if ours && Arc::strong_count(hub) <= 2 {
+        if ours && unwatched(hub) {
             offices.remove(&hub.floor.office_id);
             true
         } else {
@@ -436,6 +434,12 @@ impl Hubs {
             offices.remove(&hub.floor.office_id);
         }
     }
+}
+
+/// No page holds `hub`: only the office map and its follower do (a status
+/// read in flight holds one more, which only delays the answer).
+fn unwatched(hub: &Arc<OfficeHub>) -> bool {
+    Arc::strong_count(hub) <= 2
 }
 
 async fn follow(hubs: Arc<Hubs>, hub: Arc<OfficeHub>) {
@@ -548,11 +552,11 @@ async fn run(hubs: &Hubs, hub: &Arc<OfficeHub>) -> End {
             }
             _ = refresh.tick() => stale = true,
             _ = idle_check.tick() => {
-                let unwatched = Arc::strong_count(hub) <= 2;
-                if unwatched && unwatched_since_check && hubs.retire_if_unwatched(hub) {
+                let idle = unwatched(hub);
+                if idle && unwatched_since_check && hubs.retire_if_unwatched(hub) {
                     return End::Unwatched;
                 }
-                unwatched_since_check = unwatched;
+                unwatched_since_check = idle;
             }
         }
     }

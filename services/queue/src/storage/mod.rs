@@ -352,13 +352,9 @@ impl QueueStore {
         // while the counter still has a ticket open, so the usual call is
         // a single round trip. The office row lock taken above serialises
         // this office's writers, so the head cannot be claimed twice.
-        let open_here = visit::Entity::find()
+        let open_here = open_at_counter(&counter_key)
             .select_only()
             .expr(Expr::cust("1"))
-            .filter(visit::Column::CurrentCounter.eq(counter_key.clone()))
-            .filter(
-                visit::Column::State.is_in([VisitState::Called as i16, VisitState::Serving as i16]),
-            )
             .into_query();
         let category_filter = match category_keys.as_slice() {
             [only] => leg::Column::Category.eq(only.clone()),
@@ -396,15 +392,7 @@ impl QueueStore {
             // counter at a time, so service times and the boards stay
             // truthful) or nobody waits. Dropping the transaction rolls the
             // sequence increment back.
-            if let Some(busy) = visit::Entity::find()
-                .filter(visit::Column::CurrentCounter.eq(counter_key.clone()))
-                .filter(
-                    visit::Column::State
-                        .is_in([VisitState::Called as i16, VisitState::Serving as i16]),
-                )
-                .one(&txn)
-                .await?
-            {
+            if let Some(busy) = open_at_counter(&counter_key).one(&txn).await? {
                 return Err(ServiceError::precondition(
                     "COUNTER_BUSY",
                     counter_key,
@@ -975,11 +963,6 @@ async fn free_number(
     leased: &HashSet<i32>,
 ) -> Result<i32, ServiceError> {
     let max = Ord::max(u32::try_from(max).unwrap_or(999), 1);
-    let active = [
-        VisitState::Waiting as i16,
-        VisitState::Called as i16,
-        VisitState::Serving as i16,
-    ];
     let exhausted = || ServiceError::ResourceExhausted {
         reason: "NUMBER_RANGE_EXHAUSTED",
         subject: category_key.to_owned(),
@@ -992,7 +975,7 @@ async fn free_number(
             // sure some number is free at all (one count, not `max` probes).
             let in_use = visit::Entity::find()
                 .filter(visit::Column::IssueCategory.eq(category_key.to_owned()))
-                .filter(visit::Column::State.is_in(active))
+                .filter(visit::Column::State.is_in(HOLDS_NUMBER))
                 .count(txn)
                 .await?;
             if in_use + leased.len() as u64 >= u64::from(max) {
@@ -1006,7 +989,7 @@ async fn free_number(
         let taken = visit::Entity::find()
             .filter(visit::Column::IssueCategory.eq(category_key.to_owned()))
             .filter(visit::Column::Number.eq(candidate as i32))
-            .filter(visit::Column::State.is_in(active))
+            .filter(visit::Column::State.is_in(HOLDS_NUMBER))
             .count(txn)
             .await?;
         if taken == 0 {
@@ -1014,6 +997,20 @@ async fn free_number(
         }
     }
     Err(exhausted())
+}
+
+/// Visit states whose ticket still holds its number.
+const HOLDS_NUMBER: [i16; 3] = [
+    VisitState::Waiting as i16,
+    VisitState::Called as i16,
+    VisitState::Serving as i16,
+];
+
+/// The ticket a counter has open (called or being served): at most one.
+fn open_at_counter(counter_key: &str) -> sea_orm::Select<visit::Entity> {
+    visit::Entity::find()
+        .filter(visit::Column::CurrentCounter.eq(counter_key.to_owned()))
+        .filter(visit::Column::State.is_in([VisitState::Called as i16, VisitState::Serving as i16]))
 }
 
 /// Whether `number` of a category is neither held by an open ticket (of
@@ -1029,11 +1026,7 @@ async fn number_free(
         .expr(Expr::cust("1"))
         .filter(visit::Column::IssueCategory.eq(category_key.to_owned()))
         .filter(visit::Column::Number.eq(number))
-        .filter(visit::Column::State.is_in([
-            VisitState::Waiting as i16,
-            VisitState::Called as i16,
-            VisitState::Serving as i16,
-        ]))
+        .filter(visit::Column::State.is_in(HOLDS_NUMBER))
         .into_query();
     let reserved = leased_number::Entity::find()
         .select_only()
