@@ -13,7 +13,13 @@
 //!
 //! Any error before commit drops the transaction, which rolls back every
 //! write including the sequence increment: no partial writes, no gaps.
+//!
+//! `CallNext` reads first and writes once, conditional on the office's
+//! sequence not having moved (`call`). Within a process an office's writers
+//! also take turns (`QueueStore::office_turn`) before they touch the
+//! database.
 
+mod call;
 pub mod entities;
 pub mod migration;
 pub mod offline;
@@ -57,6 +63,9 @@ pub struct QueueStore {
     clock: SharedClock,
     bus: EventBus,
     catalog: Arc<RwLock<Catalog>>,
+    /// Optimistic claims a `CallNext` tries on PostgreSQL before it takes
+    /// the office's lock (see `call`).
+    call_attempts: usize,
 }
 
 /// The active categories and counters as seeded from the site, kept in
@@ -68,6 +77,9 @@ struct Catalog {
     categories: HashMap<String, CategoryInfo>,
     counters: HashMap<String, CounterInfo>,
     open_minutes: HashMap<String, i64>,
+    /// Per office, the turn its writers in this process take (see
+    /// [`QueueStore::office_turn`]).
+    turns: HashMap<String, Arc<tokio::sync::Mutex<()>>>,
 }
 
 /// What the hot paths need of a category.
@@ -109,7 +121,15 @@ impl QueueStore {
             clock,
             bus,
             catalog: Arc::default(),
+            call_attempts: call::OPTIMISTIC_ATTEMPTS,
         }
+    }
+
+    /// How many optimistic claims a `CallNext` on PostgreSQL tries before
+    /// it takes the office's lock; 0 always locks. For tests of both ways.
+    pub fn with_call_attempts(mut self, attempts: usize) -> Self {
+        self.call_attempts = attempts;
+        self
     }
 
     fn read_catalog(&self) -> std::sync::RwLockReadGuard<'_, Catalog> {
@@ -163,6 +183,19 @@ impl QueueStore {
         self.clock.now()
     }
 
+    /// Waits for this process's turn to write to an office's tickets
+    /// (`None` for an office the site does not have; the write then fails
+    /// on its own). The database serialises an office's writers anyway,
+    /// from their sequence increment to their commit; queueing them here
+    /// first, in arrival order, means they wait without holding a
+    /// connection, and a `CallNext` never loses its optimistic claim to a
+    /// writer of the same process — only to another replica's. Take it
+    /// before any connection or transaction, never the other way round.
+    async fn office_turn(&self, office_key: &str) -> Option<tokio::sync::OwnedMutexGuard<()>> {
+        let turn = self.read_catalog().turns.get(office_key).cloned()?;
+        Some(turn.lock_owned().await)
+    }
+
     /// Reads an office.
     pub async fn office(&self, name: &OfficeName) -> Result<office::Model, ServiceError> {
         office::Entity::find_by_id(name.to_string())
@@ -185,6 +218,7 @@ impl QueueStore {
         let category_key = category_name.to_string();
         let fingerprint = format!("IssueTicket|{category_key}|{priority}");
 
+        let turn = self.office_turn(&office_key).await;
         let txn = self.db.begin().await?;
         let office = bump_sequence(&txn, &office_key).await?;
         let sequence = office.last_sequence;
@@ -303,75 +337,46 @@ impl QueueStore {
         .await?;
         remember(&txn, &office_key, request_id, &fingerprint, &id, now).await?;
         txn.commit().await?;
+        // Published in turn, so this process's followers see its events in
+        // order and need not read the log back.
         self.bus.publish([event]);
+        drop(turn);
         self.with_wait(record).await
     }
 
-    /// Calls the next ticket to a counter; see `CallNext` in the proto.
-    pub async fn call_next(
+    /// Calls the next ticket to a counter the way every write did before
+    /// the optimistic claim (see `call`): take the office's lock first, then
+    /// read and claim under it. The fallback when optimistic claims keep
+    /// losing to other writers of the office, so a call always makes
+    /// progress.
+    async fn call_next_locked(
         &self,
-        counter_name: &OfficeChild,
-        categories: &[OfficeChild],
+        target: &call::CallTarget,
         request_id: Option<Uuid>,
+        now: DateTime<Utc>,
     ) -> Result<Option<pb::Ticket>, ServiceError> {
-        let now = self.now();
-        let office_key = counter_name.office.to_string();
-        let counter_key = counter_name.to_string();
-
+        let office_key = &target.office;
+        let counter_key = &target.counter;
         let txn = self.db.begin().await?;
-        let sequence = bump_sequence(&txn, &office_key).await?.last_sequence;
-        let served = self
-            .read_catalog()
-            .counters
-            .get(&counter_key)
-            .filter(|c| c.office == office_key)
-            .map(|c| c.categories.clone())
-            .ok_or_else(|| ServiceError::not_found("counter", counter_key.clone()))?;
-        let mut category_keys: Vec<String> = if categories.is_empty() {
-            served
-        } else {
-            let mut keys = Vec::with_capacity(categories.len());
-            for category in categories {
-                let key = category.to_string();
-                self.category(&office_key, &key)?;
-                keys.push(key);
-            }
-            keys
-        };
-        category_keys.sort();
-        category_keys.dedup();
-        let fingerprint = format!("CallNext|{counter_key}|{}", category_keys.join(","));
-        if let Some(previous) = replay(&txn, &office_key, request_id, &fingerprint).await? {
+        let sequence = bump_sequence(&txn, office_key).await?.last_sequence;
+        if let Some(previous) = replay(&txn, office_key, request_id, &target.fingerprint).await? {
             drop(txn);
-            return self.ticket_by_id(&office_key, &previous).await.map(Some);
+            return self.ticket_by_id(office_key, &previous).await.map(Some);
         }
 
         // The head of the counter's lines is claimed in one statement: the
         // subquery seeks the partial waiting index (one category: an
         // ordered index scan stopping at the first row) and yields nothing
-        // while the counter still has a ticket open, so the usual call is
-        // a single round trip. The office row lock taken above serialises
-        // this office's writers, so the head cannot be claimed twice.
-        let open_here = open_at_counter(&counter_key)
+        // while the counter still has a ticket open. The office row lock
+        // taken above serialises this office's writers, so the head cannot
+        // be claimed twice.
+        let open_here = open_at_counter(counter_key)
             .select_only()
             .expr(Expr::cust("1"))
             .into_query();
-        let category_filter = match category_keys.as_slice() {
-            [only] => leg::Column::Category.eq(only.clone()),
-            many => leg::Column::Category.is_in(many.iter().cloned()),
-        };
-        let head = leg::Entity::find()
-            .select_only()
-            .column(leg::Column::VisitId)
-            .column(leg::Column::LegIndex)
-            .filter(category_filter)
-            .filter(is_waiting())
-            .filter(Expr::exists(open_here).not())
-            .order_by_asc(leg::Column::PriorityRank)
-            .order_by_asc(leg::Column::ArrivalSequence)
-            .order_by_asc(leg::Column::ArrivalOffset)
-            .limit(1)
-            .into_query();
+        let head = call::head_of_lines(&target.categories)
+            .and_where(Expr::exists(open_here).not())
+            .to_owned();
         let claimed = leg::Entity::update_many()
             .col_expr(leg::Column::State, Expr::value(VisitState::Called as i16))
             .col_expr(leg::Column::Counter, Expr::value(counter_key.clone()))
@@ -388,16 +393,10 @@ impl QueueStore {
             .into_iter()
             .next();
         let Some(leg) = claimed else {
-            // Nothing claimed: either the counter is busy (one ticket per
-            // counter at a time, so service times and the boards stay
-            // truthful) or nobody waits. Dropping the transaction rolls the
-            // sequence increment back.
-            if let Some(busy) = open_at_counter(&counter_key).one(&txn).await? {
-                return Err(ServiceError::precondition(
-                    "COUNTER_BUSY",
-                    counter_key,
-                    format!("counter still has ticket {} open", busy.display_number),
-                ));
+            // Nothing claimed: either the counter is busy or nobody waits.
+            // Dropping the transaction rolls the sequence increment back.
+            if let Some(busy) = open_at_counter(counter_key).one(&txn).await? {
+                return Err(call::counter_busy(counter_key, &busy.display_number));
             }
             return Ok(None);
         };
@@ -435,16 +434,16 @@ impl QueueStore {
             &self.bus,
             &record,
             pb::EventType::TicketCalled,
-            &counter_key,
+            counter_key,
             "",
             now,
         )
         .await?;
         remember(
             &txn,
-            &office_key,
+            office_key,
             request_id,
-            &fingerprint,
+            &target.fingerprint,
             &record.visit.id,
             now,
         )
@@ -477,6 +476,7 @@ impl QueueStore {
             transfer_to.map(ToString::to_string).unwrap_or_default()
         );
 
+        let turn = self.office_turn(&office_key).await;
         let txn = self.db.begin().await?;
         let office = bump_sequence(&txn, &office_key).await?;
         let sequence = office.last_sequence;
@@ -649,7 +649,10 @@ impl QueueStore {
         )
         .await?;
         txn.commit().await?;
+        // Published in turn, so this process's followers see its events in
+        // order and need not read the log back.
         self.bus.publish([event]);
+        drop(turn);
         self.with_wait(record).await
     }
 
@@ -1084,13 +1087,19 @@ async fn replay(
     else {
         return Ok(None);
     };
-    if previous.fingerprint != fingerprint {
+    replay_of(previous.visit_id, &previous.fingerprint, fingerprint).map(Some)
+}
+
+/// The visit a remembered request produced, if `fingerprint` is the same
+/// request again.
+fn replay_of(visit_id: String, stored: &str, fingerprint: &str) -> Result<String, ServiceError> {
+    if stored != fingerprint {
         return Err(ServiceError::invalid(
             "request_id",
             "this request_id was used for a different request",
         ));
     }
-    Ok(Some(previous.visit_id))
+    Ok(visit_id)
 }
 
 async fn remember(
@@ -1127,6 +1136,25 @@ async fn load_legs<C: ConnectionTrait>(
     Ok(TicketRecord { visit, legs })
 }
 
+/// The event a change to `record` (already at its new sequence) makes.
+fn office_event(
+    record: &TicketRecord,
+    event_type: pb::EventType,
+    counter: &str,
+    from_category: &str,
+    now: DateTime<Utc>,
+) -> pb::OfficeEvent {
+    pb::OfficeEvent {
+        sequence: u64::try_from(record.visit.last_sequence).unwrap_or_default(),
+        office: record.visit.office.clone(),
+        event_time: Some(timestamp(micros(now))),
+        r#type: event_type as i32,
+        ticket: Some(record.to_proto()),
+        counter: counter.to_owned(),
+        from_category: from_category.to_owned(),
+    }
+}
+
 /// Step 3: the event row, with the sequence taken in step 1.
 async fn append_event(
     txn: &DatabaseTransaction,
@@ -1138,15 +1166,7 @@ async fn append_event(
     now: DateTime<Utc>,
 ) -> Result<pb::OfficeEvent, ServiceError> {
     let sequence = record.visit.last_sequence;
-    let event = pb::OfficeEvent {
-        sequence: u64::try_from(sequence).unwrap_or_default(),
-        office: record.visit.office.clone(),
-        event_time: Some(timestamp(micros(now))),
-        r#type: event_type as i32,
-        ticket: Some(record.to_proto()),
-        counter: counter.to_owned(),
-        from_category: from_category.to_owned(),
-    };
+    let event = office_event(record, event_type, counter, from_category, now);
     let payload = event.encode_to_vec();
     if txn.get_database_backend() == DbBackend::Postgres {
         // The row and the notification in one round trip. The payload names
@@ -1194,6 +1214,7 @@ fn catalog_of(site: &Site) -> Catalog {
             office_key.clone(),
             i64::from(office.queue.counter_open_minutes),
         );
+        catalog.turns.insert(office_key.clone(), Arc::default());
         for c in &office.categories {
             catalog.categories.insert(
                 format!("{office_key}/categories/{}", c.id),

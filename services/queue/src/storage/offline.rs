@@ -199,6 +199,7 @@ impl QueueStore {
         let now = self.now();
         let today = BusinessDay::of(now);
         let office_key = office_name.to_string();
+        let _turn = self.office_turn(&office_key).await;
         let txn = self.db.begin().await?;
         // The office lock first: a concurrent import of the same tickets
         // then waits here and, once it holds the lock, sees the first

@@ -1,0 +1,221 @@
+//! `CallNext` under contention, at the queue store on both backends: the
+//! optimistic claim (read, then write only if the office's sequence has not
+//! moved) and the locked fallback each hand every ticket to one counter,
+//! in line order, with one event per call and no gap in the log.
+//!
+//! Writers of one process take turns per office, so on PostgreSQL the race
+//! runs on two stores sharing the database, as two replicas do: their calls
+//! lose optimistic claims to each other and retry or fall back to the lock.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use madoguchi_e2e::*;
+use madoguchi_platform::clock::ManualClock;
+use madoguchi_platform::site::Site;
+use madoguchi_platform::storage;
+use madoguchi_queue::domain::{OfficeChild, OfficeName};
+use madoguchi_queue::notify::EventBus;
+use madoguchi_queue::storage::QueueStore;
+use secrecy::SecretString;
+use tempfile::TempDir;
+
+on_both_backends!(
+    racing_calls_take_the_line_in_order,
+    racing_calls_take_the_line_in_order_under_the_lock,
+    one_request_id_sent_at_once_calls_once,
+);
+
+/// Twenty counters that serve certificates (ids 10..30).
+const COUNTERS: std::ops::Range<u32> = 10..30;
+
+/// One store on SQLite (one process owns the file), two on PostgreSQL.
+async fn stores(
+    backend: Backend,
+    call_attempts: Option<usize>,
+) -> (Vec<QueueStore>, Option<TempDir>) {
+    let (url, dir) = match backend {
+        Backend::Sqlite => {
+            let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+            let url = format!(
+                "sqlite://{}?mode=rwc",
+                dir.path().join("queue.db").display()
+            );
+            (url, Some(dir))
+        }
+        Backend::Postgres => (fresh_postgres_database().await, None),
+    };
+    let mut site = sample_site();
+    for id in COUNTERS {
+        site.push_str(&format!(
+            "\n[[offices.counters]]\nid = \"{id}\"\ndisplay_number = \"{id}\"\nfloor = 2\ncolour = \"#E8833A\"\ncategories = [\"certificates\"]\n"
+        ));
+    }
+    let site = Site::parse(&site).unwrap_or_else(|e| panic!("{e}"));
+    let start = chrono::DateTime::parse_from_rfc3339("2026-04-01T09:00:00+09:00")
+        .unwrap_or_else(|e| panic!("{e}"))
+        .to_utc();
+    let clock = Arc::new(ManualClock::new(start));
+    let replicas = if backend == Backend::Postgres { 2 } else { 1 };
+    let mut stores = Vec::new();
+    for _ in 0..replicas {
+        let db = storage::connect(&SecretString::from(url.clone()))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let mut store = QueueStore::new(db, clock.clone(), EventBus::new());
+        if let Some(attempts) = call_attempts {
+            store = store.with_call_attempts(attempts);
+        }
+        store.prepare(&site).await.unwrap_or_else(|e| panic!("{e}"));
+        stores.push(store);
+    }
+    (stores, dir)
+}
+
+fn office() -> OfficeName {
+    OfficeName::parse(OFFICE).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn child(name: &str, collection: &str) -> OfficeChild {
+    OfficeChild::parse(name, collection).unwrap_or_else(|e| panic!("{e}"))
+}
+
+async fn racing_calls_take_the_line_in_order(backend: Backend) {
+    race(backend, None).await;
+}
+
+async fn racing_calls_take_the_line_in_order_under_the_lock(backend: Backend) {
+    race(backend, Some(0)).await;
+}
+
+/// Thirty waiting (every sixth with priority), then twenty counters call
+/// at once while ten more tickets are issued: the calls lose optimistic
+/// claims to each other and to the issues, and must still take exactly the
+/// twenty at the head of the line.
+async fn race(backend: Backend, call_attempts: Option<usize>) {
+    let (stores, _dir) = stores(backend, call_attempts).await;
+    let store = &stores[0];
+    let certificates = child(&category("certificates"), "categories");
+    let mut waiting = Vec::new();
+    for i in 0..30 {
+        let ticket = store
+            .issue_ticket(&office(), &certificates, i % 6 == 5, None)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        waiting.push(ticket);
+    }
+    let mut tasks = Vec::new();
+    for id in COUNTERS {
+        let store = stores[id as usize % stores.len()].clone();
+        let counter = child(&counter(&id.to_string()), "counters");
+        tasks.push(tokio::spawn(async move {
+            store.call_next(&counter, &[], None).await
+        }));
+    }
+    let issuers: Vec<_> = (0..10)
+        .map(|i| {
+            let store = stores[i % stores.len()].clone();
+            let certificates = certificates.clone();
+            tokio::spawn(async move {
+                store
+                    .issue_ticket(&office(), &certificates, false, None)
+                    .await
+            })
+        })
+        .collect();
+    let mut called = HashMap::new();
+    for (task, id) in tasks.into_iter().zip(COUNTERS) {
+        let ticket = task
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap_or_else(|e| panic!("counter {id}: {e}"))
+            .unwrap_or_else(|| panic!("counter {id} found nobody waiting"));
+        assert_eq!(ticket.current_counter, counter(&id.to_string()));
+        assert!(
+            called.insert(ticket.name.clone(), id).is_none(),
+            "{} called to two counters",
+            ticket.display_number
+        );
+    }
+    for issuer in issuers {
+        issuer
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    // The head of the line: the five with priority, then the first fifteen.
+    let (priority, rest): (Vec<_>, Vec<_>) = waiting.into_iter().partition(|t| t.priority);
+    let head: HashSet<String> = priority
+        .into_iter()
+        .chain(rest.into_iter().take(15))
+        .map(|t| t.name)
+        .collect();
+    assert_eq!(called.keys().cloned().collect::<HashSet<_>>(), head);
+
+    // The log: 30 + 10 issues and 20 calls, numbered without a gap, one
+    // call event per called ticket, each carrying its own sequence.
+    let events = store
+        .events_after(OFFICE, 0, 1000)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let sequences: Vec<u64> = events.iter().map(|e| e.sequence).collect();
+    assert_eq!(sequences, (1..=60).collect::<Vec<u64>>());
+    let calls: Vec<&pb::OfficeEvent> = events
+        .iter()
+        .filter(|e| e.r#type == pb::EventType::TicketCalled as i32)
+        .collect();
+    assert_eq!(calls.len(), 20);
+    for event in calls {
+        let ticket = event.ticket.as_ref().unwrap_or_else(|| panic!("no ticket"));
+        assert_eq!(ticket.sequence, event.sequence);
+        assert_eq!(ticket.state, pb::TicketState::Called as i32);
+        let id = called
+            .get(&ticket.name)
+            .unwrap_or_else(|| panic!("{} was not called", ticket.display_number));
+        assert_eq!(event.counter, counter(&id.to_string()));
+        assert_eq!(ticket.current_counter, event.counter);
+    }
+}
+
+/// A client that retries before the first answer arrived: eight copies of
+/// one call at once call one ticket, once, and all eight get it back.
+async fn one_request_id_sent_at_once_calls_once(backend: Backend) {
+    let (stores, _dir) = stores(backend, None).await;
+    let store = &stores[0];
+    let certificates = child(&category("certificates"), "categories");
+    for _ in 0..3 {
+        store
+            .issue_ticket(&office(), &certificates, false, None)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    let request_id = uuid::Uuid::new_v4();
+    let tasks: Vec<_> = (0..8)
+        .map(|i| {
+            let store = stores[i % stores.len()].clone();
+            let counter = child(&counter("10"), "counters");
+            tokio::spawn(async move { store.call_next(&counter, &[], Some(request_id)).await })
+        })
+        .collect();
+    let mut names = HashSet::new();
+    for task in tasks {
+        let ticket = task
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap_or_else(|| panic!("nobody waiting"));
+        names.insert(ticket.name);
+    }
+    assert_eq!(names.len(), 1, "one call, one ticket: {names:?}");
+    let events = store
+        .events_after(OFFICE, 0, 100)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let calls = events
+        .iter()
+        .filter(|e| e.r#type == pb::EventType::TicketCalled as i32)
+        .count();
+    assert_eq!(calls, 1);
+    assert_eq!(events.len(), 4);
+}
