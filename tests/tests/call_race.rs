@@ -9,6 +9,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::time::Duration;
 
 use madoguchi_e2e::*;
 use madoguchi_platform::clock::ManualClock;
@@ -24,6 +25,7 @@ on_both_backends!(
     racing_calls_take_the_line_in_order,
     racing_calls_take_the_line_in_order_under_the_lock,
     one_request_id_sent_at_once_calls_once,
+    cancelled_calls_leave_nothing_half_done,
 );
 
 /// Twenty counters that serve certificates (ids 10..30).
@@ -218,4 +220,69 @@ async fn one_request_id_sent_at_once_calls_once(backend: Backend) {
         .count();
     assert_eq!(calls, 1);
     assert_eq!(events.len(), 4);
+}
+
+/// A call dropped part-way (the client gave up, the deadline passed) at
+/// each of many points: it happened wholly or not at all, and the
+/// connection it held is not left inside a transaction — the calls and
+/// issues after it work, and the log has one event per call, no gap.
+async fn cancelled_calls_leave_nothing_half_done(backend: Backend) {
+    let (stores, _dir) = stores(backend, None).await;
+    let store = &stores[0];
+    let certificates = child(&category("certificates"), "categories");
+    for _ in 0..30 {
+        store
+            .issue_ticket(&office(), &certificates, false, None)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    // The k-th call is polled k times, 0.1 ms apart (a blocking pause, so
+    // the database work in flight moves on meanwhile), then dropped: the
+    // early ones stop before or inside the read, later ones inside the
+    // write or just after it.
+    for (polls, id) in (1..).zip(COUNTERS) {
+        let counter = child(&counter(&id.to_string()), "counters");
+        let call = store.call_next(&counter, &[], None);
+        tokio::pin!(call);
+        for _ in 0..polls {
+            if futures::poll!(call.as_mut()).is_ready() {
+                break;
+            }
+            tokio::task::spawn_blocking(|| std::thread::sleep(Duration::from_micros(100)))
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+    }
+    // Every counter calls again: a counter whose call went through is busy,
+    // one whose call was dropped gets the next ticket.
+    let mut busy = 0;
+    for id in COUNTERS {
+        let counter = child(&counter(&id.to_string()), "counters");
+        match store.call_next(&counter, &[], None).await {
+            Ok(Some(_)) => {}
+            Err(e) if e.reason() == "COUNTER_BUSY" => busy += 1,
+            other => panic!("counter {id}: {other:?}"),
+        }
+    }
+    // Twenty counters hold twenty tickets, each called once.
+    let events = store
+        .events_after(OFFICE, 0, 1000)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let sequences: Vec<u64> = events.iter().map(|e| e.sequence).collect();
+    assert_eq!(
+        sequences,
+        (1..=50).collect::<Vec<u64>>(),
+        "{busy} were busy"
+    );
+    let called: HashSet<String> = events
+        .iter()
+        .filter(|e| e.r#type == pb::EventType::TicketCalled as i32)
+        .filter_map(|e| e.ticket.as_ref().map(|t| t.name.clone()))
+        .collect();
+    assert_eq!(called.len(), 20);
+    store
+        .issue_ticket(&office(), &certificates, false, None)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
 }

@@ -26,25 +26,36 @@
 //! [`OPTIMISTIC_ATTEMPTS`] losses takes the office's lock first like every
 //! other write, so it cannot starve. Two round trips instead of six.
 //!
-//! SQLite has one connection and no data-modifying CTEs: steps 1 and 3 run
-//! in one `BEGIN IMMEDIATE` transaction, step 3 as one multi-statement
-//! execution, so the call costs four hand-offs to the connection's thread
-//! instead of six and cannot lose a race.
+//! SQLite has one connection and no data-modifying CTEs. The call holds
+//! that connection and spends two hand-offs to its thread: `BEGIN
+//! IMMEDIATE` with the read, then the writes with `COMMIT` (each write
+//! conditional on the one before, and a last check that stops the
+//! execution before `COMMIT` unless all wrote their row). A sea-orm
+//! transaction would cost a hand-off each for `BEGIN` and `COMMIT` and one
+//! per statement; each is 100–150 µs under load here, most of a call's
+//! time. The transaction is therefore opened in SQL, and `RawTransaction`
+//! closes the connection rather than give it back to the pool if a call is
+//! dropped with the transaction open.
+
+use std::sync::{Arc, LazyLock};
 
 use chrono::{DateTime, Utc};
 use madoguchi_platform::error::ServiceError;
 use madoguchi_proto::prost::Message;
 use madoguchi_proto::queue::v1 as pb;
-use sea_orm::sea_query::{Alias, Expr, ExprTrait, JoinType, Query, SelectStatement, SimpleExpr};
+use sea_orm::sea_query::SelectStatement;
+use sea_orm::sqlx::pool::PoolConnection;
+use sea_orm::sqlx::sqlite::SqliteArguments;
+use sea_orm::sqlx::{self, Sqlite};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult, IdenStatic, Iterable,
-    QueryFilter, QueryOrder, QuerySelect, QueryTrait, SqliteTransactionMode, Statement,
-    TransactionOptions, TransactionTrait, Value,
+    ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, FromQueryResult, IdenStatic,
+    Iterable, QueryFilter, QueryOrder, QueryResult, QuerySelect, QueryTrait, RuntimeErr, Statement,
+    Value,
 };
 use uuid::Uuid;
 
-use super::entities::{leg, office, request, visit};
-use super::{QueueStore, is_waiting, load_legs, office_event, open_at_counter, replay_of};
+use super::entities::{leg, visit};
+use super::{QueueStore, is_waiting, load_legs, office_event, replay_of};
 use crate::domain::{OfficeChild, VisitState};
 use crate::notify::CHANNEL;
 use crate::ticket::{TicketRecord, micros};
@@ -137,49 +148,25 @@ impl QueueStore {
         let now = self.now();
         let target = self.call_target(counter_name, categories)?;
         let _turn = self.office_turn(&target.office).await;
-        if self.db.get_database_backend() == DbBackend::Postgres {
-            for _ in 0..self.call_attempts {
-                match self.try_call(&self.db, &target, request_id, now).await? {
-                    Attempt::Done(called) => {
-                        // The statement has committed.
-                        return Ok(called.map(|called| {
-                            let (ticket, event) = *called;
-                            self.bus.publish([event]);
-                            ticket
-                        }));
-                    }
-                    Attempt::Replay(visit) => {
-                        return self.ticket_by_id(&target.office, &visit).await.map(Some);
-                    }
-                    Attempt::Lost => {}
-                }
-            }
-            return self.call_next_locked(&target, request_id, now).await;
+        if self.db.get_database_backend() != DbBackend::Postgres {
+            return self.call_on_sqlite(&target, request_id, now).await;
         }
-        let txn = self
-            .db
-            .begin_with_options(TransactionOptions {
-                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
-                ..TransactionOptions::default()
-            })
-            .await?;
-        match self.try_call(&txn, &target, request_id, now).await? {
-            Attempt::Done(called) => {
-                txn.commit().await?;
-                Ok(called.map(|called| {
+        for _ in 0..self.call_attempts {
+            match self.try_call_on_postgres(&target, request_id, now).await? {
+                Attempt::Done(None) => return Ok(None),
+                Attempt::Done(Some(called)) => {
+                    // The statement has committed.
                     let (ticket, event) = *called;
                     self.bus.publish([event]);
-                    ticket
-                }))
+                    return Ok(Some(ticket));
+                }
+                Attempt::Replay(visit) => {
+                    return self.ticket_by_id(&target.office, &visit).await.map(Some);
+                }
+                Attempt::Lost => {}
             }
-            Attempt::Replay(visit) => {
-                drop(txn);
-                self.ticket_by_id(&target.office, &visit).await.map(Some)
-            }
-            Attempt::Lost => Err(ServiceError::Internal(
-                "call lost its claim inside its own transaction".into(),
-            )),
         }
+        self.call_next_locked(&target, request_id, now).await
     }
 
     /// The counter's office and the categories it calls from: those asked
@@ -220,145 +207,167 @@ impl QueueStore {
         })
     }
 
-    /// One read and, if someone waits, one conditional write. On
-    /// PostgreSQL `db` is the pool and the write commits by itself; on
-    /// SQLite `db` is the caller's transaction. The caller publishes the
-    /// event once it is committed.
-    async fn try_call<C: ConnectionTrait>(
+    /// One read and, if someone waits, one conditional statement on the
+    /// pool, which commits by itself.
+    async fn try_call_on_postgres(
         &self,
-        db: &C,
         target: &CallTarget,
         request_id: Option<Uuid>,
         now: DateTime<Utc>,
     ) -> Result<Attempt, ServiceError> {
-        let (office_sequence, record, leg_index) = match read(db, target, request_id).await? {
+        let (sql, values) = read_statement(target, request_id);
+        let row = self
+            .db
+            .query_one_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                sql,
+                values,
+            ))
+            .await?
+            .ok_or_else(|| ServiceError::not_found("office", target.office.clone()))?;
+        let mut head = match decode(&row, target, request_id)? {
             Seen::Replay(visit) => return Ok(Attempt::Replay(visit)),
             Seen::Busy(number) => return Err(counter_busy(&target.counter, &number)),
             Seen::Nobody => return Ok(Attempt::Done(None)),
-            Seen::Head(head) => (head.office_sequence, head.record, head.leg_index),
+            Seen::Head(head) => head,
         };
-        let sequence = office_sequence + 1;
-        let called = called(record, leg_index, &target.counter, now, sequence);
-        let event = office_event(
-            &called,
-            pb::EventType::TicketCalled,
-            &target.counter,
-            "",
-            now,
-        );
-        let write = Write {
-            target,
-            request_id,
-            office_sequence,
-            called: &called,
-            leg_index,
-            payload: event.encode_to_vec(),
-            now,
-        };
-        let backend = db.get_database_backend();
-        let applied = if backend == DbBackend::Postgres {
-            // No row: the sequence moved. (The same request id sent twice
-            // at once cannot both pass the sequence check; the loser reads
-            // again and replays.)
-            db.query_one_raw(write.postgres(self.bus.instance()))
-                .await?
-                .is_some()
-        } else {
-            let expected = if request_id.is_some() { 5 } else { 4 };
-            db.execute_raw(write.sqlite()).await?.rows_affected() == expected
-        };
-        if !applied {
-            return Ok(Attempt::Lost);
+        if head.needs_siblings() {
+            // If anything changed since the read, the office's sequence
+            // moved and the write will not apply.
+            head.record = load_legs(&self.db, head.record.visit).await?;
         }
-        Ok(Attempt::Done(Some(Box::new((called.to_proto(), event)))))
+        let (write, ticket, event) = Write::new(target, request_id, *head, now);
+        // No row: the sequence moved. (The same request id sent twice at
+        // once cannot both pass the sequence check; the loser reads again
+        // and replays.)
+        let applied = self
+            .db
+            .query_one_raw(write.postgres(self.bus.instance()))
+            .await?
+            .is_some();
+        Ok(if applied {
+            Attempt::Done(Some(Box::new((ticket, event))))
+        } else {
+            Attempt::Lost
+        })
+    }
+
+    /// The call on SQLite's one connection, held for the whole call:
+    /// `BEGIN IMMEDIATE` and the read in one execution, then the writes and
+    /// `COMMIT` in another — two hand-offs to the connection's thread. The
+    /// transaction is opened and closed in SQL, not through sea-orm (whose
+    /// transactions cost a hand-off each for `BEGIN` and `COMMIT`), so
+    /// [`RawTransaction`] makes sure it never outlives the call.
+    async fn call_on_sqlite(
+        &self,
+        target: &CallTarget,
+        request_id: Option<Uuid>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<pb::Ticket>, ServiceError> {
+        let pool = self.db.get_sqlite_connection_pool();
+        let mut txn = RawTransaction::new(pool.acquire().await.map_err(sqlx_error)?);
+        let (sql, values) = read_statement(target, request_id);
+        let row = txn
+            .fetch_optional(&format!("BEGIN IMMEDIATE; {sql}"), values)
+            .await?
+            .ok_or_else(|| ServiceError::not_found("office", target.office.clone()));
+        let seen = match row {
+            Ok(row) => decode(&row, target, request_id),
+            Err(e) => Err(e),
+        };
+        let mut head = match seen {
+            Ok(Seen::Head(head)) => head,
+            other => {
+                txn.finish("ROLLBACK").await?;
+                // The connection goes back first: a replay reads through
+                // the pool, which has no other.
+                drop(txn);
+                return match other? {
+                    Seen::Replay(visit) => {
+                        self.ticket_by_id(&target.office, &visit).await.map(Some)
+                    }
+                    Seen::Busy(number) => Err(counter_busy(&target.counter, &number)),
+                    Seen::Nobody | Seen::Head(_) => Ok(None),
+                };
+            }
+        };
+        if head.needs_siblings() {
+            match txn.legs(&head.record.visit.id).await {
+                Ok(legs) => head.record.legs = legs,
+                Err(e) => {
+                    txn.finish("ROLLBACK").await?;
+                    return Err(e);
+                }
+            }
+        }
+        let (write, ticket, event) = Write::new(target, request_id, *head, now);
+        let (sql, values) = write.sqlite();
+        if let Err(e) = txn.execute(&sql, values).await {
+            txn.finish("ROLLBACK").await?;
+            return Err(e);
+        }
+        txn.mark_closed();
+        self.bus.publish([event]);
+        Ok(Some(ticket))
     }
 }
 
-/// Step 1, one statement on either backend.
-async fn read<C: ConnectionTrait>(
-    db: &C,
+/// Step 1's statement, the same on both backends (`$n` parameters): the
+/// office's sequence; the ticket the counter has open; an earlier request
+/// with the same id; and the head of the lines, leg and visit, with their
+/// columns prefixed `l_` and `v_`.
+fn read_statement(target: &CallTarget, request_id: Option<Uuid>) -> (String, Vec<Value>) {
+    static COLUMNS: LazyLock<String> = LazyLock::new(|| {
+        let legs = leg::Column::iter().map(|c| format!("l.{0} AS l_{0}", c.as_str()));
+        let visits = visit::Column::iter().map(|c| format!("v.{0} AS v_{0}", c.as_str()));
+        legs.chain(visits).collect::<Vec<_>>().join(", ")
+    });
+    const _: () = assert!(VisitState::Waiting as i16 == 1);
+    const _: () = assert!(VisitState::Called as i16 == 2 && VisitState::Serving as i16 == 3);
+    let mut values: Vec<Value> = vec![
+        target.office.clone().into(),
+        target.counter.clone().into(),
+        request_id.map(|id| id.to_string()).into(),
+    ];
+    let categories = match target.categories.as_slice() {
+        [only] => {
+            values.push(only.clone().into());
+            "= $4".to_owned()
+        }
+        many => {
+            let first = values.len() + 1;
+            values.extend(many.iter().cloned().map(Value::from));
+            let list: Vec<String> = (first..=values.len()).map(|n| format!("${n}")).collect();
+            format!("IN ({})", list.join(", "))
+        }
+    };
+    // The head: the partial index of waiting legs (`state = 1` must be a
+    // literal for either planner to use it), an ordered scan that stops at
+    // the first row for one category.
+    let sql = format!(
+        "SELECT o.last_sequence AS office_sequence, \
+           (SELECT b.display_number FROM queue_visits b \
+            WHERE b.current_counter = $2 AND b.state IN (2, 3) LIMIT 1) AS busy, \
+           r.visit_id AS replay_visit, r.fingerprint AS replay_fingerprint, {columns} \
+         FROM queue_offices o \
+         LEFT JOIN queue_requests r ON r.office = o.name AND r.request_id = $3 \
+         LEFT JOIN (SELECT visit_id, leg_index FROM queue_legs \
+                    WHERE category {categories} AND state = 1 \
+                    ORDER BY priority_rank, arrival_sequence, arrival_offset LIMIT 1) AS h ON TRUE \
+         LEFT JOIN queue_legs l ON l.visit_id = h.visit_id AND l.leg_index = h.leg_index \
+         LEFT JOIN queue_visits v ON v.id = l.visit_id \
+         WHERE o.name = $1",
+        columns = COLUMNS.as_str(),
+    );
+    (sql, values)
+}
+
+/// What step 1's row says.
+fn decode(
+    row: &QueryResult,
     target: &CallTarget,
     request_id: Option<Uuid>,
 ) -> Result<Seen, ServiceError> {
-    let head = Alias::new("head");
-    let busy = open_at_counter(&target.counter)
-        .select_only()
-        .column(visit::Column::DisplayNumber)
-        .limit(1)
-        .into_query();
-    let mut query = Query::select();
-    query
-        .from(office::Entity)
-        .expr_as(
-            Expr::col((office::Entity, office::Column::LastSequence)),
-            Alias::new("office_sequence"),
-        )
-        .expr_as(
-            SimpleExpr::SubQuery(None, Box::new(busy.into())),
-            Alias::new("busy"),
-        )
-        .join_subquery(
-            JoinType::LeftJoin,
-            head_of_lines(&target.categories),
-            head.clone(),
-            Expr::cust("1 = 1"),
-        )
-        .join(
-            JoinType::LeftJoin,
-            leg::Entity,
-            Expr::col((leg::Entity, leg::Column::VisitId))
-                .equals((head.clone(), leg::Column::VisitId))
-                .and(
-                    Expr::col((leg::Entity, leg::Column::LegIndex))
-                        .equals((head, leg::Column::LegIndex)),
-                ),
-        )
-        .join(
-            JoinType::LeftJoin,
-            visit::Entity,
-            Expr::col((visit::Entity, visit::Column::Id))
-                .equals((leg::Entity, leg::Column::VisitId)),
-        )
-        .and_where(Expr::col((office::Entity, office::Column::Name)).eq(target.office.clone()));
-    for column in leg::Column::iter() {
-        query.expr_as(
-            Expr::col((leg::Entity, column)),
-            Alias::new(format!("l_{}", column.as_str())),
-        );
-    }
-    for column in visit::Column::iter() {
-        query.expr_as(
-            Expr::col((visit::Entity, column)),
-            Alias::new(format!("v_{}", column.as_str())),
-        );
-    }
-    if let Some(request_id) = request_id {
-        query
-            .join(
-                JoinType::LeftJoin,
-                request::Entity,
-                Expr::col((request::Entity, request::Column::Office))
-                    .equals((office::Entity, office::Column::Name))
-                    .and(
-                        Expr::col((request::Entity, request::Column::RequestId))
-                            .eq(request_id.to_string()),
-                    ),
-            )
-            .expr_as(
-                Expr::col((request::Entity, request::Column::VisitId)),
-                Alias::new("replay_visit"),
-            )
-            .expr_as(
-                Expr::col((request::Entity, request::Column::Fingerprint)),
-                Alias::new("replay_fingerprint"),
-            );
-    }
-    let backend = db.get_database_backend();
-    let row = db
-        .query_one_raw(backend.build(&query))
-        .await?
-        .ok_or_else(|| ServiceError::not_found("office", target.office.clone()))?;
-
     if request_id.is_some() {
         let visit: Option<String> = row.try_get("", "replay_visit")?;
         let fingerprint: Option<String> = row.try_get("", "replay_fingerprint")?;
@@ -371,29 +380,145 @@ async fn read<C: ConnectionTrait>(
     }
     let office_sequence: i64 = row.try_get("", "office_sequence")?;
     let (Some(leg), Some(visit)) = (
-        leg::Model::from_query_result_optional(&row, "l_")?,
-        visit::Model::from_query_result_optional(&row, "v_")?,
+        leg::Model::from_query_result_optional(row, "l_")?,
+        visit::Model::from_query_result_optional(row, "v_")?,
     ) else {
         return Ok(Seen::Nobody);
     };
-    let leg_index = leg.leg_index;
-    // A first leg is the visit's only one (later legs come from transfers),
-    // so the common call needs no second read. A later leg's siblings are
-    // read apart; if anything changed in between, the office's sequence
-    // moved and the write will not apply.
-    let record = if leg_index == 0 && visit.current_leg == 0 {
-        TicketRecord {
-            visit,
-            legs: vec![leg],
-        }
-    } else {
-        load_legs(db, visit).await?
-    };
     Ok(Seen::Head(Box::new(Head {
         office_sequence,
-        record,
-        leg_index,
+        leg_index: leg.leg_index,
+        record: TicketRecord {
+            visit,
+            legs: vec![leg],
+        },
     })))
+}
+
+impl Head {
+    /// A first leg is the visit's only one (later legs come from
+    /// transfers), so the common call needs no second read; a later leg's
+    /// siblings are read apart.
+    fn needs_siblings(&self) -> bool {
+        self.leg_index != 0 || self.record.visit.current_leg != 0
+    }
+}
+
+/// A transaction opened in SQL on a connection held out of the pool. If it
+/// is dropped while the transaction may be open (an error, or the request
+/// cancelled mid-statement), the connection is closed instead of going
+/// back to the pool, and SQLite rolls the transaction back.
+struct RawTransaction {
+    connection: Option<PoolConnection<Sqlite>>,
+    open: bool,
+}
+
+impl RawTransaction {
+    fn new(connection: PoolConnection<Sqlite>) -> Self {
+        Self {
+            connection: Some(connection),
+            open: false,
+        }
+    }
+
+    fn connection(&mut self) -> Result<&mut PoolConnection<Sqlite>, ServiceError> {
+        self.connection.as_mut().ok_or_else(|| {
+            ServiceError::Internal("sqlite call: connection already given back".into())
+        })
+    }
+
+    /// Runs `sql`, which may open the transaction, and returns its first row.
+    async fn fetch_optional(
+        &mut self,
+        sql: &str,
+        values: Vec<Value>,
+    ) -> Result<Option<QueryResult>, ServiceError> {
+        self.open = true;
+        let query = bind(sqlx::query(sqlx::AssertSqlSafe(sql)), values)?;
+        let row = query
+            .fetch_optional(&mut **self.connection()?)
+            .await
+            .map_err(sqlx_error)?;
+        Ok(row.map(QueryResult::from))
+    }
+
+    /// Runs `sql` for its effects.
+    async fn execute(&mut self, sql: &str, values: Vec<Value>) -> Result<(), ServiceError> {
+        let query = bind(sqlx::query(sqlx::AssertSqlSafe(sql)), values)?;
+        query
+            .execute(&mut **self.connection()?)
+            .await
+            .map_err(sqlx_error)?;
+        Ok(())
+    }
+
+    /// The legs of a visit, in order.
+    async fn legs(&mut self, visit_id: &str) -> Result<Vec<leg::Model>, ServiceError> {
+        let rows = sqlx::query("SELECT * FROM queue_legs WHERE visit_id = $1 ORDER BY leg_index")
+            .bind(visit_id.to_owned())
+            .fetch_all(&mut **self.connection()?)
+            .await
+            .map_err(sqlx_error)?;
+        rows.into_iter()
+            .map(|row| Ok(leg::Model::from_query_result(&QueryResult::from(row), "")?))
+            .collect()
+    }
+
+    /// Ends the transaction with `ROLLBACK` (or `COMMIT`).
+    async fn finish(&mut self, statement: &'static str) -> Result<(), ServiceError> {
+        sqlx::query(statement)
+            .execute(&mut **self.connection()?)
+            .await
+            .map_err(sqlx_error)?;
+        self.open = false;
+        Ok(())
+    }
+
+    /// The last statement run ended the transaction.
+    fn mark_closed(&mut self) {
+        self.open = false;
+    }
+}
+
+impl Drop for RawTransaction {
+    fn drop(&mut self) {
+        if let Some(mut connection) = self.connection.take()
+            && self.open
+        {
+            connection.close_on_drop();
+        }
+    }
+}
+
+fn bind(
+    mut query: sqlx::query::Query<'_, Sqlite, SqliteArguments>,
+    values: Vec<Value>,
+) -> Result<sqlx::query::Query<'_, Sqlite, SqliteArguments>, ServiceError> {
+    for value in values {
+        query = match value {
+            Value::String(v) => query.bind(v),
+            Value::BigInt(v) => query.bind(v),
+            Value::Int(v) => query.bind(v),
+            Value::SmallInt(v) => query.bind(v),
+            Value::Bool(v) => query.bind(v),
+            Value::Bytes(v) => query.bind(v),
+            other => {
+                return Err(ServiceError::Internal(format!(
+                    "sqlite call: no binding for {other:?}"
+                )));
+            }
+        };
+    }
+    Ok(query)
+}
+
+fn sqlx_error(error: sqlx::Error) -> ServiceError {
+    match error {
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => {
+            ServiceError::Unavailable(error.to_string())
+        }
+        error => DbErr::Query(RuntimeErr::SqlxError(Arc::new(error))).into(),
+    }
 }
 
 /// The visit as it will be stored once its leg `leg_index` is called.
@@ -419,64 +544,74 @@ fn called(
 }
 
 /// Step 3's values and its statement for each backend.
-struct Write<'a> {
-    target: &'a CallTarget,
-    request_id: Option<Uuid>,
-    office_sequence: i64,
-    called: &'a TicketRecord,
-    leg_index: i32,
-    payload: Vec<u8>,
-    now: DateTime<Utc>,
+struct Write {
+    /// `$1` office, `$2` new sequence, `$3` sequence read, `$4` called
+    /// state, `$5` counter, `$6` now, `$7` visit id, `$8` leg index, `$9`
+    /// waiting state, `$10` new version, `$11` event type, `$12` payload;
+    /// with a request id, `$13` the id and `$14` its fingerprint.
+    values: Vec<Value>,
+    remembers: bool,
 }
 
-impl Write<'_> {
-    /// The parameters both spellings of step 3 share: `$1` office, `$2`
-    /// new sequence, `$3` sequence read, `$4` called state, `$5` counter,
-    /// `$6` now, `$7` visit id, `$8` leg index, `$9` waiting state, `$10`
-    /// new version, `$11` event type, `$12` payload; with a request id,
-    /// `$13` the id and `$14` its fingerprint.
-    fn values(&self) -> Vec<Value> {
-        let visit = &self.called.visit;
+impl Write {
+    /// The write that calls `head`, the ticket as the call leaves it and
+    /// the call's event.
+    fn new(
+        target: &CallTarget,
+        request_id: Option<Uuid>,
+        head: Head,
+        now: DateTime<Utc>,
+    ) -> (Self, pb::Ticket, pb::OfficeEvent) {
+        let sequence = head.office_sequence + 1;
+        let called = called(head.record, head.leg_index, &target.counter, now, sequence);
+        let event = office_event(
+            &called,
+            pb::EventType::TicketCalled,
+            &target.counter,
+            "",
+            now,
+        );
+        let visit = &called.visit;
         let mut values: Vec<Value> = vec![
-            self.target.office.clone().into(),
-            visit.last_sequence.into(),
-            self.office_sequence.into(),
+            target.office.clone().into(),
+            sequence.into(),
+            head.office_sequence.into(),
             (VisitState::Called as i16).into(),
-            self.target.counter.clone().into(),
-            micros(self.now).into(),
+            target.counter.clone().into(),
+            micros(now).into(),
             visit.id.clone().into(),
-            self.leg_index.into(),
+            head.leg_index.into(),
             (VisitState::Waiting as i16).into(),
             visit.version.into(),
             (pb::EventType::TicketCalled as i16).into(),
-            self.payload.clone().into(),
+            event.encode_to_vec().into(),
         ];
-        if let Some(request_id) = self.request_id {
+        if let Some(request_id) = request_id {
             values.push(request_id.to_string().into());
-            values.push(self.target.fingerprint.clone().into());
+            values.push(target.fingerprint.clone().into());
         }
-        values
+        let write = Self {
+            values,
+            remembers: request_id.is_some(),
+        };
+        (write, called.to_proto(), event)
     }
 
     /// One statement: each part runs only on the previous part's rows, so
     /// a moved sequence writes nothing, and the notification goes out only
     /// with the event (delivered at commit, the statement's end).
-    fn postgres(&self, instance: &str) -> Statement {
-        let mut values = self.values();
-        let remember = if self.request_id.is_some() {
+    fn postgres(self, instance: &str) -> Statement {
+        let mut values = self.values;
+        let remember = if self.remembers {
             ", remembered AS (\
                INSERT INTO queue_requests (office, request_id, fingerprint, visit_id, created_at) \
                SELECT $1, $13, $14, visit_id, $6 FROM logged)"
         } else {
             ""
         };
-        let (channel, tag) = if self.request_id.is_some() {
-            (15, 16)
-        } else {
-            (13, 14)
-        };
         values.push(CHANNEL.into());
         values.push(instance.to_owned().into());
+        let (channel, tag) = (values.len() - 1, values.len());
         let sql = format!(
             "WITH bumped AS (\
                UPDATE queue_offices SET last_sequence = $2 \
@@ -501,24 +636,129 @@ impl Write<'_> {
         Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
     }
 
-    /// Several statements in one execution, inside the caller's
-    /// transaction; the caller checks that every one wrote its row.
-    fn sqlite(&self) -> Statement {
-        let remember = if self.request_id.is_some() {
+    /// The writes and `COMMIT` in one execution, inside the transaction the
+    /// read opened. Each write runs only if the one before wrote its row
+    /// (`changes() = 1`: rows written by the previous statement), and the
+    /// last check raises an error (`json` of text that is not JSON) unless
+    /// the last write did — so `COMMIT`
+    /// is reached only when every row was written; otherwise the execution
+    /// stops at the error and the caller rolls back.
+    fn sqlite(self) -> (String, Vec<Value>) {
+        let remember = if self.remembers {
             "INSERT INTO queue_requests (office, request_id, fingerprint, visit_id, created_at) \
-             VALUES ($1, $13, $14, $7, $6);"
+             SELECT $1, $13, $14, $7, $6 WHERE changes() = 1; "
         } else {
             ""
         };
         let sql = format!(
             "UPDATE queue_offices SET last_sequence = $2 WHERE name = $1 AND last_sequence = $3; \
              UPDATE queue_legs SET state = $4, counter = $5, called_at = $6 \
-             WHERE visit_id = $7 AND leg_index = $8 AND state = $9; \
+             WHERE visit_id = $7 AND leg_index = $8 AND state = $9 AND changes() = 1; \
              UPDATE queue_visits SET state = $4, current_counter = $5, recall_count = 0, \
-             version = $10, last_sequence = $2 WHERE id = $7; \
+             version = $10, last_sequence = $2 WHERE id = $7 AND changes() = 1; \
              INSERT INTO queue_events (office, sequence, event_type, visit_id, created_at, payload) \
-             VALUES ($1, $2, $11, $7, $6, $12); {remember}"
+             SELECT $1, $2, $11, $7, $6, $12 WHERE changes() = 1; {remember}\
+             SELECT json(CASE WHEN changes() = 1 THEN '1' ELSE 'a write did not apply' END); \
+             COMMIT"
         );
-        Statement::from_sql_and_values(DbBackend::Sqlite, sql, self.values())
+        (sql, self.values)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use madoguchi_platform::clock::ManualClock;
+    use madoguchi_platform::site::Site;
+    use secrecy::SecretString;
+
+    use super::*;
+    use crate::domain::OfficeName;
+    use crate::notify::EventBus;
+    use crate::storage::entities::{event, office};
+    use sea_orm::PaginatorTrait;
+
+    const OFFICE: &str = "municipalities/032034/offices/main";
+
+    /// A write prepared from a stale read (the office's sequence moved)
+    /// stops at its first conditional statement: the execution fails before
+    /// `COMMIT`, and after the rollback nothing of it is stored.
+    #[tokio::test]
+    async fn a_sqlite_write_that_does_not_apply_stops_before_commit() {
+        let db = madoguchi_platform::storage::connect(&SecretString::from("sqlite::memory:"))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let site = Site::parse(include_str!("../../../../sites/ofunato/site.toml"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let start = DateTime::parse_from_rfc3339("2026-04-01T09:00:00+09:00")
+            .unwrap_or_else(|e| panic!("{e}"))
+            .to_utc();
+        let store = QueueStore::new(db, Arc::new(ManualClock::new(start)), EventBus::new());
+        store.prepare(&site).await.unwrap_or_else(|e| panic!("{e}"));
+        let office_name = OfficeName::parse(OFFICE).unwrap_or_else(|e| panic!("{e}"));
+        let category =
+            OfficeChild::parse(&format!("{OFFICE}/categories/certificates"), "categories")
+                .unwrap_or_else(|e| panic!("{e}"));
+        store
+            .issue_ticket(&office_name, &category, false, None)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let counter = OfficeChild::parse(&format!("{OFFICE}/counters/1"), "counters")
+            .unwrap_or_else(|e| panic!("{e}"));
+        let target = store
+            .call_target(&counter, &[])
+            .unwrap_or_else(|e| panic!("{e}"));
+
+        let pool = store.connection().get_sqlite_connection_pool();
+        let mut txn = RawTransaction::new(pool.acquire().await.unwrap_or_else(|e| panic!("{e}")));
+        let (sql, values) = read_statement(&target, None);
+        let row = txn
+            .fetch_optional(&format!("BEGIN IMMEDIATE; {sql}"), values)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap_or_else(|| panic!("no office row"));
+        let Ok(Seen::Head(mut head)) = decode(&row, &target, None) else {
+            panic!("the ticket should head the line");
+        };
+        assert_eq!(head.office_sequence, 1);
+        head.office_sequence = 0; // as if read before the issue
+        let (write, _, _) = Write::new(&target, None, *head, start);
+        let (sql, values) = write.sqlite();
+        let Err(error) = txn.execute(&sql, values).await else {
+            panic!("a write that did not apply must not commit");
+        };
+        // Stopped by the last check, not by some other error.
+        assert!(format!("{error:?}").contains("malformed JSON"), "{error:?}");
+        txn.finish("ROLLBACK")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        drop(txn);
+
+        let office = office::Entity::find_by_id(OFFICE.to_owned())
+            .one(store.connection())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap_or_else(|| panic!("no office"));
+        assert_eq!(office.last_sequence, 1);
+        let events = event::Entity::find()
+            .all(store.connection())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(events.len(), 1, "only the issue's event");
+        let waiting = leg::Entity::find()
+            .filter(is_waiting())
+            .count(store.connection())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(waiting, 1);
+
+        // The connection is usable and the call itself still works.
+        let ticket = store
+            .call_next(&counter, &[], None)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap_or_else(|| panic!("nobody called"));
+        assert_eq!(ticket.sequence, 2);
     }
 }
