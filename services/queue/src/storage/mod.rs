@@ -281,67 +281,73 @@ impl QueueStore {
         }
 
         let id = Uuid::now_v7().to_string();
-        let visit = visit::ActiveModel {
-            id: Set(id.clone()),
-            office: Set(office_key.clone()),
-            issue_category: Set(category_key.clone()),
-            business_day: Set(day.ordinal()),
-            number: Set(number),
-            display_number: Set(display_number(&category.prefix, number as u32)),
-            priority: Set(priority),
-            state: Set(VisitState::Waiting as i16),
-            issued_at: Set(micros(now)),
-            issue_sequence: Set(sequence),
-            current_leg: Set(0),
-            current_category: Set(category_key.clone()),
-            current_counter: Set(None),
-            recall_count: Set(0),
-            version: Set(1),
-            last_sequence: Set(sequence),
-            issued_offline: Set(false),
-            imported_at: Set(None),
-            issuing_device: Set(None),
-        }
-        .insert(&txn)
-        .await?;
-        let leg = leg::ActiveModel {
-            visit_id: Set(id.clone()),
-            leg_index: Set(0),
-            category: Set(category_key),
-            state: Set(VisitState::Waiting as i16),
-            priority_rank: Set(priority_rank(priority)),
-            arrival_sequence: Set(sequence),
-            arrival_offset: Set(0),
-            counter: Set(None),
-            enqueued_at: Set(micros(now)),
-            called_at: Set(None),
-            started_at: Set(None),
-            ended_at: Set(None),
-            outcome: Set(LegOutcome::Open as i16),
-        }
-        .insert(&txn)
-        .await?;
+        let visit = visit::Model {
+            id: id.clone(),
+            office: office_key.clone(),
+            issue_category: category_key.clone(),
+            business_day: day.ordinal(),
+            number,
+            display_number: display_number(&category.prefix, number as u32),
+            priority,
+            state: VisitState::Waiting as i16,
+            issued_at: micros(now),
+            issue_sequence: sequence,
+            current_leg: 0,
+            current_category: category_key.clone(),
+            current_counter: None,
+            recall_count: 0,
+            version: 1,
+            last_sequence: sequence,
+            issued_offline: false,
+            imported_at: None,
+            issuing_device: None,
+        };
+        let leg = leg::Model {
+            visit_id: id.clone(),
+            leg_index: 0,
+            category: category_key,
+            state: VisitState::Waiting as i16,
+            priority_rank: priority_rank(priority),
+            arrival_sequence: sequence,
+            arrival_offset: 0,
+            counter: None,
+            enqueued_at: micros(now),
+            called_at: None,
+            started_at: None,
+            ended_at: None,
+            outcome: LegOutcome::Open as i16,
+        };
         let record = TicketRecord {
             visit,
             legs: vec![leg],
         };
-        let event = append_event(
-            &txn,
-            &self.bus,
-            &record,
-            pb::EventType::TicketIssued,
-            "",
-            "",
-            now,
-        )
-        .await?;
-        remember(&txn, &office_key, request_id, &fingerprint, &id, now).await?;
+        let event = office_event(&record, pb::EventType::TicketIssued, "", "", now);
+        let remembered = request_id.map(|request_id| request::Model {
+            office: office_key.clone(),
+            request_id: request_id.to_string(),
+            fingerprint: fingerprint.clone(),
+            visit_id: id.clone(),
+            created_at: micros(now),
+        });
+        insert_ticket(&txn, &self.bus, &record, &event, remembered.as_ref()).await?;
+        // On SQLite the one connection is already held, so the wait is read
+        // inside the transaction instead of through two more acquisitions;
+        // on PostgreSQL after the commit, so the office row's lock is not
+        // held for it.
+        let sqlite = txn.get_database_backend() == DbBackend::Sqlite;
+        let mut waited = None;
+        if sqlite {
+            waited = Some(self.with_wait_on(&txn, record.clone()).await?);
+        }
         txn.commit().await?;
         // Published in turn, so this process's followers see its events in
         // order and need not read the log back.
         self.bus.publish([event]);
         drop(turn);
-        self.with_wait(record).await
+        match waited {
+            Some(ticket) => Ok(ticket),
+            None => self.with_wait(record).await,
+        }
     }
 
     /// Calls the next ticket to a counter the way every write did before
@@ -675,6 +681,16 @@ impl QueueStore {
 
     /// Adds people ahead and the wait estimate to a waiting ticket.
     async fn with_wait(&self, record: TicketRecord) -> Result<pb::Ticket, ServiceError> {
+        self.with_wait_on(&self.db, record).await
+    }
+
+    /// [`QueueStore::with_wait`], read through `db` (a transaction that
+    /// has the rows, or the pool).
+    async fn with_wait_on<C: ConnectionTrait>(
+        &self,
+        db: &C,
+        record: TicketRecord,
+    ) -> Result<pb::Ticket, ServiceError> {
         let mut ticket = record.to_proto();
         if record.visit.state != VisitState::Waiting as i16 {
             return Ok(ticket);
@@ -696,20 +712,21 @@ impl QueueStore {
                                 .and(leg::Column::ArrivalOffset.lt(current.arrival_offset))),
                     )),
             )
-            .count(&self.db)
+            .count(db)
             .await?;
         let ahead = u32::try_from(ahead).unwrap_or(u32::MAX);
         ticket.people_ahead = ahead;
         let estimate = self
-            .estimate(&record.visit.office, &current.category, ahead)
+            .estimate(db, &record.visit.office, &current.category, ahead)
             .await?;
         ticket.wait_estimate = Some(crate::ticket::wait_estimate(estimate));
         Ok(ticket)
     }
 
     /// The wait estimate for a ticket with `ahead` tickets before it.
-    async fn estimate(
+    async fn estimate<C: ConnectionTrait>(
         &self,
+        db: &C,
         office_key: &str,
         category_key: &str,
         ahead: u32,
@@ -732,7 +749,7 @@ impl QueueStore {
             .filter(leg::Column::CalledAt.gte(since))
             .distinct()
             .into_tuple()
-            .all(&self.db)
+            .all(db)
             .await?;
         let open_counters = recent_counters
             .iter()
@@ -749,7 +766,7 @@ impl QueueStore {
             .order_by_desc(leg::Column::EndedAt)
             .limit(ESTIMATE_SAMPLES)
             .into_tuple()
-            .all(&self.db)
+            .all(db)
             .await?;
         Ok(estimate_wait(&EstimateInput {
             ahead,
@@ -841,7 +858,9 @@ impl QueueStore {
                 .one(&self.db)
                 .await?
                 .map_or(0, |n| n.issued_count);
-            let estimate = self.estimate(&office_key, &category.name, waiting).await?;
+            let estimate = self
+                .estimate(&self.db, &office_key, &category.name, waiting)
+                .await?;
             category_status.push(pb::CategoryStatus {
                 name: category.name,
                 prefix: category.prefix,
@@ -1134,6 +1153,94 @@ async fn load_legs<C: ConnectionTrait>(
         .all(db)
         .await?;
     Ok(TicketRecord { visit, legs })
+}
+
+/// A new ticket's rows — visit, first leg, event and, with a request id,
+/// the request — in one round trip: one statement of `INSERT` CTEs (and the
+/// notification) on PostgreSQL, one execution of several `INSERT`s on
+/// SQLite. Every row is known before it is written, so nothing is read back.
+async fn insert_ticket(
+    txn: &DatabaseTransaction,
+    bus: &EventBus,
+    record: &TicketRecord,
+    event: &pb::OfficeEvent,
+    request: Option<&request::Model>,
+) -> Result<(), ServiceError> {
+    let mut params = Vec::new();
+    let mut inserts = vec![
+        insert_sql(&record.visit, &mut params),
+        insert_sql(&record.legs[0], &mut params),
+        insert_sql(
+            &event::Model {
+                office: record.visit.office.clone(),
+                sequence: record.visit.last_sequence,
+                event_type: pb::EventType::TicketIssued as i16,
+                visit_id: record.visit.id.clone(),
+                created_at: record.visit.issued_at,
+                payload: event.encode_to_vec(),
+            },
+            &mut params,
+        ),
+    ];
+    if let Some(request) = request {
+        inserts.push(insert_sql(request, &mut params));
+    }
+    let rows = inserts.len() as u64;
+    let backend = txn.get_database_backend();
+    if backend == DbBackend::Postgres {
+        params.push(CHANNEL.into());
+        params.push(bus.instance().into());
+        let ctes: Vec<String> = inserts
+            .iter()
+            .enumerate()
+            .map(|(i, insert)| format!("i{i} AS ({insert} RETURNING 1)"))
+            .collect();
+        let sql = format!(
+            "WITH {} SELECT pg_notify(${}, ${})",
+            ctes.join(", "),
+            params.len() - 1,
+            params.len()
+        );
+        txn.execute_raw(Statement::from_sql_and_values(backend, sql, params))
+            .await?;
+    } else {
+        let written = txn
+            .execute_raw(Statement::from_sql_and_values(
+                backend,
+                inserts.join("; "),
+                params,
+            ))
+            .await?
+            .rows_affected();
+        if written != rows {
+            return Err(ServiceError::Internal(format!(
+                "new ticket: {written} of {rows} rows written"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// `INSERT INTO <table> (<every column>) VALUES ($n, …)` for `model`, its
+/// values appended to `params` (numbered after those already there).
+fn insert_sql<M>(model: &M, params: &mut Vec<sea_orm::Value>) -> String
+where
+    M: sea_orm::ModelTrait,
+{
+    use sea_orm::{IdenStatic, Iterable};
+    let mut columns = Vec::new();
+    let mut placeholders = Vec::new();
+    for column in <M::Entity as EntityTrait>::Column::iter() {
+        columns.push(column.as_str());
+        params.push(model.get(column));
+        placeholders.push(format!("${}", params.len()));
+    }
+    format!(
+        "INSERT INTO {} ({}) VALUES ({})",
+        <M::Entity as sea_orm::EntityName>::table_name(&M::Entity::default()),
+        columns.join(", "),
+        placeholders.join(", ")
+    )
 }
 
 /// The event a change to `record` (already at its new sequence) makes.
