@@ -91,9 +91,14 @@ enum Seen {
     Head(Box<Head>),
 }
 
+/// The ticket at the head of the counter's lines, as read.
 struct Head {
+    /// The office's `last_sequence` when it was read.
     office_sequence: i64,
+    /// Its visit and legs (only the head leg until `needs_siblings` reads
+    /// the others).
     record: TicketRecord,
+    /// Which leg waits at the head.
     leg_index: i32,
 }
 
@@ -101,7 +106,9 @@ struct Head {
 enum Attempt {
     /// Nobody waited, or this ticket was called with this event.
     Done(Option<Box<(pb::Ticket, pb::OfficeEvent)>>),
+    /// The request id was used before: the visit it called.
     Replay(String),
+    /// Another writer moved the office's sequence; nothing was written.
     Lost,
 }
 
