@@ -260,6 +260,15 @@ impl TestServer {
     pub async fn foreign_client(&self) -> Client {
         client_at(self.server.addr, Role::Admin, OTHER_MUNICIPALITY).await
     }
+
+    /// A cleartext channel to the server, for the other services' clients.
+    pub async fn channel(&self) -> Channel {
+        Channel::from_shared(format!("http://{}", self.server.addr))
+            .unwrap_or_else(|e| panic!("{e}"))
+            .connect()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
 }
 
 /// `{OFFICE}/categories/{id}`.

@@ -99,13 +99,13 @@ pub fn inheritance_lines() -> Vec<f::CertificateLineInput> {
 pub async fn staff_forms(
     t: &TestServer,
 ) -> FormsServiceClient<tonic::service::interceptor::InterceptedService<Channel, Auth>> {
-    FormsServiceClient::with_interceptor(channel(t).await, staff_auth())
+    FormsServiceClient::with_interceptor(t.channel().await, staff_auth())
 }
 
 /// For the visit of ticket `ticket` (being served): つる子 verified, the
 /// visit started and the inheritance request filled — still a draft.
 pub async fn draft_inheritance_request(t: &TestServer, ticket: &str) -> f::CertificateRequest {
-    let mut identity = IdentityServiceClient::with_interceptor(channel(t).await, staff_auth());
+    let mut identity = IdentityServiceClient::with_interceptor(t.channel().await, staff_auth());
     let verification = identity
         .verify_identity(daughter_verification(ticket))
         .await
@@ -145,12 +145,4 @@ pub async fn confirm_request(t: &TestServer, name: &str) -> f::CertificateReques
 
 fn staff_auth() -> Auth {
     Auth::bearer(&token(Role::Staff, "032034").token).unwrap_or_else(|e| panic!("{e}"))
-}
-
-async fn channel(t: &TestServer) -> Channel {
-    Channel::from_shared(format!("http://{}", t.server.addr))
-        .unwrap_or_else(|e| panic!("{e}"))
-        .connect()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
 }

@@ -74,6 +74,15 @@ async fn stores(
     (stores, dir)
 }
 
+/// Issues one certificates ticket.
+async fn issue_certificate(store: &QueueStore, priority: bool) -> pb::Ticket {
+    let certificates = child(&category("certificates"), "categories");
+    store
+        .issue_ticket(&office(), &certificates, priority, None)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
 fn office() -> OfficeName {
     OfficeName::parse(OFFICE).unwrap_or_else(|e| panic!("{e}"))
 }
@@ -97,14 +106,9 @@ async fn racing_calls_take_the_line_in_order_under_the_lock(backend: Backend) {
 async fn race(backend: Backend, call_attempts: Option<usize>) {
     let (stores, _dir) = stores(backend, call_attempts).await;
     let store = &stores[0];
-    let certificates = child(&category("certificates"), "categories");
     let mut waiting = Vec::new();
     for i in 0..30 {
-        let ticket = store
-            .issue_ticket(&office(), &certificates, i % 6 == 5, None)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        waiting.push(ticket);
+        waiting.push(issue_certificate(store, i % 6 == 5).await);
     }
     let mut tasks = Vec::new();
     for id in COUNTERS {
@@ -117,12 +121,7 @@ async fn race(backend: Backend, call_attempts: Option<usize>) {
     let issuers: Vec<_> = (0..10)
         .map(|i| {
             let store = stores[i % stores.len()].clone();
-            let certificates = certificates.clone();
-            tokio::spawn(async move {
-                store
-                    .issue_ticket(&office(), &certificates, false, None)
-                    .await
-            })
+            tokio::spawn(async move { issue_certificate(&store, false).await })
         })
         .collect();
     let mut called = HashMap::new();
@@ -140,10 +139,7 @@ async fn race(backend: Backend, call_attempts: Option<usize>) {
         );
     }
     for issuer in issuers {
-        issuer
-            .await
-            .unwrap_or_else(|e| panic!("{e}"))
-            .unwrap_or_else(|e| panic!("{e}"));
+        issuer.await.unwrap_or_else(|e| panic!("{e}"));
     }
 
     // The head of the line: the five with priority, then the first fifteen.
@@ -185,12 +181,8 @@ async fn race(backend: Backend, call_attempts: Option<usize>) {
 async fn one_request_id_sent_at_once_calls_once(backend: Backend) {
     let (stores, _dir) = stores(backend, None).await;
     let store = &stores[0];
-    let certificates = child(&category("certificates"), "categories");
     for _ in 0..3 {
-        store
-            .issue_ticket(&office(), &certificates, false, None)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
+        issue_certificate(store, false).await;
     }
     let request_id = uuid::Uuid::new_v4();
     let tasks: Vec<_> = (0..8)
@@ -229,12 +221,8 @@ async fn one_request_id_sent_at_once_calls_once(backend: Backend) {
 async fn cancelled_calls_leave_nothing_half_done(backend: Backend) {
     let (stores, _dir) = stores(backend, None).await;
     let store = &stores[0];
-    let certificates = child(&category("certificates"), "categories");
     for _ in 0..30 {
-        store
-            .issue_ticket(&office(), &certificates, false, None)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
+        issue_certificate(store, false).await;
     }
     // The k-th call is polled k times, 0.1 ms apart (a blocking pause, so
     // the database work in flight moves on meanwhile), then dropped: the
@@ -281,8 +269,5 @@ async fn cancelled_calls_leave_nothing_half_done(backend: Backend) {
         .filter_map(|e| e.ticket.as_ref().map(|t| t.name.clone()))
         .collect();
     assert_eq!(called.len(), 20);
-    store
-        .issue_ticket(&office(), &certificates, false, None)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    issue_certificate(store, false).await;
 }

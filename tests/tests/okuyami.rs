@@ -40,22 +40,14 @@ on_both_backends!(
     one_signature_even_when_raced
 );
 
-async fn channel(t: &TestServer) -> Channel {
-    Channel::from_shared(format!("http://{}", t.server.addr))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap()
-}
-
 async fn forms(t: &TestServer, role: Role) -> Forms {
     let auth = Auth::bearer(&token(role, "032034").token).unwrap();
-    FormsServiceClient::with_interceptor(channel(t).await, auth)
+    FormsServiceClient::with_interceptor(t.channel().await, auth)
 }
 
 async fn identity(t: &TestServer, role: Role) -> Identity {
     let auth = Auth::bearer(&token(role, "032034").token).unwrap();
-    IdentityServiceClient::with_interceptor(channel(t).await, auth)
+    IdentityServiceClient::with_interceptor(t.channel().await, auth)
 }
 
 fn name(family: &str, given: &str) -> Option<JapaneseName> {
@@ -322,32 +314,7 @@ async fn okuyami_one_visit(backend: Backend) {
     let request = one_stop
         .create_certificate_request(f::CreateCertificateRequestRequest {
             parent: visit.name.clone(),
-            lines: vec![
-                f::CertificateLineInput {
-                    subject: TARO.into(),
-                    kind: "joseki-tohon".into(),
-                    copies: 2,
-                    purpose: "相続手続".into(),
-                    relation: f::Relation::LinealRelative as i32,
-                    ..Default::default()
-                },
-                f::CertificateLineInput {
-                    subject: TARO.into(),
-                    kind: "juminhyo-joshi".into(),
-                    copies: 1,
-                    options: vec!["honseki".into()],
-                    purpose: "年金の手続".into(),
-                    relation: f::Relation::LinealRelative as i32,
-                },
-                f::CertificateLineInput {
-                    subject: TARO.into(),
-                    kind: "hyoka".into(),
-                    copies: 1,
-                    purpose: "相続登記".into(),
-                    relation: f::Relation::LinealRelative as i32,
-                    ..Default::default()
-                },
-            ],
+            lines: okuyami::inheritance_lines(),
         })
         .await
         .unwrap()

@@ -3,23 +3,14 @@
 
 use madoguchi_e2e::*;
 use madoguchi_platform::auth::Role;
-use tonic::transport::Channel;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
-async fn channel(t: &TestServer) -> Channel {
-    Channel::from_shared(format!("http://{}", t.server.addr))
-        .unwrap_or_else(|e| panic!("{e}"))
-        .connect()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_is_open_and_reports_the_queue() {
     let t = spawn(Spawn::new(Backend::Sqlite)).await;
-    let mut health = HealthClient::new(channel(&t).await);
+    let mut health = HealthClient::new(t.channel().await);
     for service in ["", "madoguchi.queue.v1.QueueService"] {
         let response = health
             .check(HealthCheckRequest {
@@ -84,7 +75,7 @@ async fn a_wrong_token_is_unauthenticated() {
     let auth = madoguchi::cli::Auth::bearer(&secrecy::SecretString::from("not-a-token".to_owned()))
         .unwrap_or_else(|e| panic!("{e}"));
     let mut client =
-        pb::queue_service_client::QueueServiceClient::with_interceptor(channel(&t).await, auth);
+        pb::queue_service_client::QueueServiceClient::with_interceptor(t.channel().await, auth);
     let status = client
         .get_office_status(pb::GetOfficeStatusRequest {
             name: OFFICE.into(),

@@ -49,14 +49,6 @@ on_both_backends!(
     random_days_reconcile,
 );
 
-async fn channel(t: &TestServer) -> Channel {
-    Channel::from_shared(format!("http://{}", t.server.addr))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap()
-}
-
 async fn pos_as(t: &TestServer, role: Role, municipality: &str) -> Pos {
     // Server logs (internal errors' details) with MADOGUCHI_LOG=error.
     let _ = tracing_subscriber::fmt()
@@ -67,7 +59,7 @@ async fn pos_as(t: &TestServer, role: Role, municipality: &str) -> Pos {
         .with_test_writer()
         .try_init();
     let auth = Auth::bearer(&token(role, municipality).token).unwrap();
-    PosServiceClient::with_interceptor(channel(t).await, auth)
+    PosServiceClient::with_interceptor(t.channel().await, auth)
 }
 
 async fn pos(t: &TestServer, role: Role) -> Pos {

@@ -39,17 +39,9 @@ on_both_backends!(
     transfer_completes_after_the_queue_failed
 );
 
-async fn channel(t: &TestServer) -> Channel {
-    Channel::from_shared(format!("http://{}", t.server.addr))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap()
-}
-
 async fn forms(t: &TestServer) -> Forms {
     let auth = Auth::bearer(&token(Role::Staff, "032034").token).unwrap();
-    FormsServiceClient::with_interceptor(channel(t).await, auth)
+    FormsServiceClient::with_interceptor(t.channel().await, auth)
 }
 
 fn date(year: i32, month: i32, day: i32) -> Option<Date> {
@@ -97,7 +89,7 @@ async fn okuyami_visit(t: &TestServer) -> (q::Ticket, f::Visit) {
         .await
         .unwrap();
     let auth = Auth::bearer(&token(Role::Staff, "032034").token).unwrap();
-    let mut identity = IdentityServiceClient::with_interceptor(channel(t).await, auth);
+    let mut identity = IdentityServiceClient::with_interceptor(t.channel().await, auth);
     let verification = identity
         .verify_identity(id::VerifyIdentityRequest {
             parent: M.into(),

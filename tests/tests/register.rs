@@ -71,17 +71,9 @@ fn yen(y: &Option<madoguchi_proto::types::v1::Yen>) -> i64 {
     y.as_ref().map_or(0, |y| y.amount)
 }
 
-async fn channel(t: &TestServer) -> Channel {
-    Channel::from_shared(format!("http://{}", t.server.addr))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap()
-}
-
 async fn pos(t: &TestServer, role: Role) -> Pos {
     let auth = Auth::bearer(&token(role, "032034").token).unwrap();
-    PosServiceClient::with_interceptor(channel(t).await, auth)
+    PosServiceClient::with_interceptor(t.channel().await, auth)
 }
 
 // ------------------------------------------------------------ the floor

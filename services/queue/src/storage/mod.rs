@@ -272,12 +272,7 @@ impl QueueStore {
         if !number_free(&txn, &category_key, day, number).await? {
             let leased = leased_numbers(&txn, &category_key, day).await?;
             number = free_number(&txn, &category_key, number, max_number, &leased).await?;
-            number_counter::Entity::update_many()
-                .col_expr(number_counter::Column::LastNumber, Expr::value(number))
-                .filter(number_counter::Column::Category.eq(category_key.clone()))
-                .filter(number_counter::Column::BusinessDay.eq(day.ordinal()))
-                .exec(&txn)
-                .await?;
+            set_last_number(&txn, &category_key, day, number).await?;
         }
 
         let id = Uuid::now_v7().to_string();
@@ -334,11 +329,11 @@ impl QueueStore {
         // inside the transaction instead of through two more acquisitions;
         // on PostgreSQL after the commit, so the office row's lock is not
         // held for it.
-        let sqlite = txn.get_database_backend() == DbBackend::Sqlite;
-        let mut waited = None;
-        if sqlite {
-            waited = Some(self.with_wait_on(&txn, record.clone()).await?);
-        }
+        let waited = if txn.get_database_backend() == DbBackend::Sqlite {
+            Some(self.with_wait_on(&txn, record.clone()).await?)
+        } else {
+            None
+        };
         txn.commit().await?;
         // Published in turn, so this process's followers see its events in
         // order and need not read the log back.
@@ -1035,6 +1030,22 @@ fn open_at_counter(counter_key: &str) -> sea_orm::Select<visit::Entity> {
         .filter(visit::Column::State.is_in([VisitState::Called as i16, VisitState::Serving as i16]))
 }
 
+/// Moves a category's day counter to `number`, the last one handed out.
+async fn set_last_number(
+    txn: &DatabaseTransaction,
+    category_key: &str,
+    day: BusinessDay,
+    number: i32,
+) -> Result<(), ServiceError> {
+    number_counter::Entity::update_many()
+        .col_expr(number_counter::Column::LastNumber, Expr::value(number))
+        .filter(number_counter::Column::Category.eq(category_key.to_owned()))
+        .filter(number_counter::Column::BusinessDay.eq(day.ordinal()))
+        .exec(txn)
+        .await?;
+    Ok(())
+}
+
 /// Whether `number` of a category is neither held by an open ticket (of
 /// any day) nor reserved by an unimported lease of `day`: one query.
 async fn number_free(
@@ -1155,37 +1166,18 @@ async fn load_legs<C: ConnectionTrait>(
     Ok(TicketRecord { visit, legs })
 }
 
-/// A new ticket's rows — visit, first leg, event and, with a request id,
-/// the request — in one round trip: one statement of `INSERT` CTEs (and the
-/// notification) on PostgreSQL, one execution of several `INSERT`s on
-/// SQLite. Every row is known before it is written, so nothing is read back.
-async fn insert_ticket(
+/// Rows written in one round trip, with the log's notification: one
+/// statement of `INSERT` CTEs and `pg_notify` on PostgreSQL (delivered at
+/// commit, like `NOTIFY`; the payload names this process, whose own
+/// followers are handed the events by `publish` after commit), one
+/// execution of the `INSERT`s on SQLite, its row count checked. `inserts`
+/// come from [`insert_sql`] with their values in `params`.
+async fn insert_rows(
     txn: &DatabaseTransaction,
     bus: &EventBus,
-    record: &TicketRecord,
-    event: &pb::OfficeEvent,
-    request: Option<&request::Model>,
+    inserts: &[String],
+    mut params: Vec<sea_orm::Value>,
 ) -> Result<(), ServiceError> {
-    let mut params = Vec::new();
-    let mut inserts = vec![
-        insert_sql(&record.visit, &mut params),
-        insert_sql(&record.legs[0], &mut params),
-        insert_sql(
-            &event::Model {
-                office: record.visit.office.clone(),
-                sequence: record.visit.last_sequence,
-                event_type: pb::EventType::TicketIssued as i16,
-                visit_id: record.visit.id.clone(),
-                created_at: record.visit.issued_at,
-                payload: event.encode_to_vec(),
-            },
-            &mut params,
-        ),
-    ];
-    if let Some(request) = request {
-        inserts.push(insert_sql(request, &mut params));
-    }
-    let rows = inserts.len() as u64;
     let backend = txn.get_database_backend();
     if backend == DbBackend::Postgres {
         params.push(CHANNEL.into());
@@ -1203,22 +1195,60 @@ async fn insert_ticket(
         );
         txn.execute_raw(Statement::from_sql_and_values(backend, sql, params))
             .await?;
-    } else {
-        let written = txn
-            .execute_raw(Statement::from_sql_and_values(
-                backend,
-                inserts.join("; "),
-                params,
-            ))
-            .await?
-            .rows_affected();
-        if written != rows {
-            return Err(ServiceError::Internal(format!(
-                "new ticket: {written} of {rows} rows written"
-            )));
-        }
+        return Ok(());
+    }
+    let written = txn
+        .execute_raw(Statement::from_sql_and_values(
+            backend,
+            inserts.join("; "),
+            params,
+        ))
+        .await?
+        .rows_affected();
+    let rows = inserts.len() as u64;
+    if written != rows {
+        return Err(ServiceError::Internal(format!(
+            "{written} of {rows} rows written"
+        )));
     }
     Ok(())
+}
+
+/// A new ticket's rows — visit, first leg, event and, with a request id,
+/// the request — in one round trip ([`insert_rows`]). Every row is known
+/// before it is written, so nothing is read back.
+async fn insert_ticket(
+    txn: &DatabaseTransaction,
+    bus: &EventBus,
+    record: &TicketRecord,
+    event: &pb::OfficeEvent,
+    request: Option<&request::Model>,
+) -> Result<(), ServiceError> {
+    let mut params = Vec::new();
+    let mut inserts = vec![
+        insert_sql(&record.visit, &mut params),
+        insert_sql(&record.legs[0], &mut params),
+        insert_sql(
+            &event_row(record, event, record.visit.issued_at),
+            &mut params,
+        ),
+    ];
+    if let Some(request) = request {
+        inserts.push(insert_sql(request, &mut params));
+    }
+    insert_rows(txn, bus, &inserts, params).await
+}
+
+/// The log's row for `event`, a change to `record` made at `created_at`.
+fn event_row(record: &TicketRecord, event: &pb::OfficeEvent, created_at: i64) -> event::Model {
+    event::Model {
+        office: record.visit.office.clone(),
+        sequence: record.visit.last_sequence,
+        event_type: i16::try_from(event.r#type).unwrap_or_default(),
+        visit_id: record.visit.id.clone(),
+        created_at,
+        payload: event.encode_to_vec(),
+    }
 }
 
 /// `INSERT INTO <table> (<every column>) VALUES ($n, …)` for `model`, its
@@ -1272,43 +1302,10 @@ async fn append_event(
     from_category: &str,
     now: DateTime<Utc>,
 ) -> Result<pb::OfficeEvent, ServiceError> {
-    let sequence = record.visit.last_sequence;
     let event = office_event(record, event_type, counter, from_category, now);
-    let payload = event.encode_to_vec();
-    if txn.get_database_backend() == DbBackend::Postgres {
-        // The row and the notification in one round trip. The payload names
-        // this process, whose own followers are handed the event by
-        // `publish` after commit; PostgreSQL delivers it at commit, like
-        // `NOTIFY`.
-        txn.execute_raw(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "INSERT INTO queue_events \
-             (office, sequence, event_type, visit_id, created_at, payload) \
-             SELECT $1, $2, $3, $4, $5, $6 FROM (SELECT pg_notify($7, $8)) AS notified",
-            [
-                record.visit.office.clone().into(),
-                sequence.into(),
-                (event_type as i16).into(),
-                record.visit.id.clone().into(),
-                micros(now).into(),
-                payload.into(),
-                CHANNEL.into(),
-                bus.instance().into(),
-            ],
-        ))
-        .await?;
-    } else {
-        event::ActiveModel {
-            office: Set(record.visit.office.clone()),
-            sequence: Set(sequence),
-            event_type: Set(event_type as i16),
-            visit_id: Set(record.visit.id.clone()),
-            created_at: Set(micros(now)),
-            payload: Set(payload),
-        }
-        .insert(txn)
-        .await?;
-    }
+    let mut params = Vec::new();
+    let insert = insert_sql(&event_row(record, &event, micros(now)), &mut params);
+    insert_rows(txn, bus, &[insert], params).await?;
     Ok(event)
 }
 

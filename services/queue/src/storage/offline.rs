@@ -31,6 +31,7 @@ use uuid::Uuid;
 use super::entities::{device, lease, leased_number, number_counter, office, visit};
 use super::{
     QueueStore, append_event, bump_sequence, free_number, leased_numbers, remember, replay,
+    set_last_number,
 };
 use crate::domain::{LegOutcome, OfficeChild, OfficeName, VisitState, display_number};
 use crate::storage::entities::leg;
@@ -137,12 +138,7 @@ impl QueueStore {
             numbers.push(number);
             last = number;
         }
-        number_counter::Entity::update_many()
-            .col_expr(number_counter::Column::LastNumber, Expr::value(last))
-            .filter(number_counter::Column::Category.eq(category_key.clone()))
-            .filter(number_counter::Column::BusinessDay.eq(day.ordinal()))
-            .exec(&txn)
-            .await?;
+        set_last_number(&txn, &category_key, day, last).await?;
         let id = Uuid::now_v7().to_string();
         let row = lease::ActiveModel {
             id: Set(id.clone()),
