@@ -243,6 +243,7 @@ async fn main() -> anyhow::Result<()> {
     let channel = Channel::from_shared(format!("http://{}", server.addr))?
         .connect()
         .await?;
+    let channel_for_health = channel.clone();
     let client: Client = QueueServiceClient::with_interceptor(
         channel,
         Auth::bearer(&SecretString::from(TOKEN.to_owned()))?,
@@ -278,6 +279,23 @@ async fn main() -> anyhow::Result<()> {
         u64::from(args.backlog) + calls,
         seed_start.elapsed()
     );
+
+    // The transport's floor: a health check through the same server stack
+    // (HTTP/2, trace and auth layers), no storage.
+    let health = tonic_health::pb::health_client::HealthClient::new(channel_for_health);
+    let floor_run = open_loop(args.rate, args.seconds.min(5), |_| {
+        let mut health = health.clone();
+        async move {
+            health
+                .check(tonic_health::pb::HealthCheckRequest {
+                    service: String::new(),
+                })
+                .await?;
+            Ok(())
+        }
+    })
+    .await?;
+    report("Health", &floor_run);
 
     let issues = open_loop(args.rate, args.seconds, |_| {
         let mut client = client.clone();
