@@ -2,6 +2,7 @@
 //! violation at once), check the tenant, call the store, map the error.
 //! No queue rule lives here.
 
+use std::collections::VecDeque;
 use std::pin::Pin;
 use std::time::Duration;
 
@@ -14,12 +15,12 @@ use madoguchi_platform::site::is_resource_id;
 use madoguchi_platform::types::BusinessDay;
 use madoguchi_proto::queue::v1 as pb;
 use madoguchi_proto::queue::v1::queue_service_server::QueueService;
-use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
+use tokio::sync::watch;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::domain::{OfficeChild, OfficeName, TicketAction, VisitState};
+use crate::notify::{EventBus, Mark};
 use crate::storage::offline::{DeviceReport, HealthChange, MAX_LEASE, OfflineTicketInput};
 use crate::storage::{QueueStore, TicketQuery};
 
@@ -661,76 +662,118 @@ impl QueueService for QueueGrpc {
             )
             .into());
         }
-        let (tx, rx) = mpsc::channel(REPLAY_BATCH as usize);
-        tokio::spawn(follow(
+        let follower = Follower::new(
             self.store.clone(),
             office.to_string(),
             after,
-            tx,
             self.draining.clone(),
-        ));
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        );
+        let stream = futures::stream::unfold(follower, |mut follower| async move {
+            let item = follower.next().await?;
+            Some((item, follower))
+        });
+        Ok(Response::new(Box::pin(stream)))
     }
 }
 
-/// Replays the log after `after`, then follows it. Tracks the last sequence
-/// sent, so a wake-up that finds nothing new sends nothing and no event is
-/// sent twice.
-async fn follow(
+/// A `WatchOffice` stream: replays the log after `after`, then follows
+/// it. Tracks the last sequence sent, so a wake-up that finds nothing new
+/// sends nothing and no event is sent twice.
+///
+/// The stream is the follower itself, polled by the response's own task:
+/// a commit's wake-up reaches the task that writes the response frames
+/// directly, not through a follower task and a channel (one cross-thread
+/// hand-off fewer on the way to the boards). A client that goes away drops
+/// the stream and with it the follower; a slow one is simply polled less
+/// often (HTTP/2 flow control), so nothing queues up for it here.
+struct Follower {
     store: QueueStore,
+    bus: EventBus,
     office: String,
-    mut after: i64,
-    tx: mpsc::Sender<Result<pb::WatchOfficeResponse, Status>>,
-    mut draining: Draining,
-) {
-    let bus = store.bus().clone();
-    let mut wake = bus.subscribe();
-    // The outside generation of the last log read; none yet.
-    let mut mark = None;
-    loop {
-        // Mark the current generation seen before reading, so a commit
-        // that lands after the read still wakes the wait below.
-        wake.borrow_and_update();
-        // This process's own recent commits when the bus vouches for them
-        // (see `notify`), else the log.
-        let recent = mark
-            .and_then(|m| bus.recent_after(&office, u64::try_from(after).unwrap_or_default(), m));
-        let events = match recent {
-            Some(events) => events,
-            None => {
-                mark = Some(bus.mark());
-                match store.events_after(&office, after, REPLAY_BATCH).await {
-                    Ok(events) => events,
-                    Err(error) => {
-                        let _ = tx.send(Err(error.into())).await;
-                        return;
+    after: i64,
+    wake: watch::Receiver<u64>,
+    draining: Draining,
+    /// The outside generation of the last log read; none yet.
+    mark: Option<Mark>,
+    /// Events read but not yet sent.
+    pending: VecDeque<pb::OfficeEvent>,
+    /// Wait for a wake-up before the next read (the last read was not a
+    /// full batch, so the log held nothing more).
+    caught_up: bool,
+    /// An error or the shutdown notice was sent: the stream ends.
+    finished: bool,
+}
+
+impl Follower {
+    fn new(store: QueueStore, office: String, after: i64, draining: Draining) -> Self {
+        let bus = store.bus().clone();
+        let wake = bus.subscribe();
+        Self {
+            store,
+            bus,
+            office,
+            after,
+            wake,
+            draining,
+            mark: None,
+            pending: VecDeque::new(),
+            caught_up: false,
+            finished: false,
+        }
+    }
+
+    /// The next message, or `None` when the stream ends.
+    async fn next(&mut self) -> Option<Result<pb::WatchOfficeResponse, Status>> {
+        loop {
+            if let Some(event) = self.pending.pop_front() {
+                self.after = i64::try_from(event.sequence).unwrap_or(self.after);
+                return Some(Ok(pb::WatchOfficeResponse { event: Some(event) }));
+            }
+            if self.finished {
+                return None;
+            }
+            if self.caught_up {
+                tokio::select! {
+                    changed = self.wake.changed() => if changed.is_err() { return None },
+                    () = self.draining.wait() => {
+                        self.finished = true;
+                        return Some(Err(Status::unavailable(
+                            "server is shutting down; reconnect with after_sequence",
+                        )));
                     }
+                    // The safety net reads the log, whatever the bus says.
+                    () = tokio::time::sleep(POLL_INTERVAL) => self.mark = None,
                 }
             }
-        };
-        let full = events.len() as u64 == REPLAY_BATCH;
-        for event in events {
-            after = i64::try_from(event.sequence).unwrap_or(after);
-            if tx
-                .send(Ok(pb::WatchOfficeResponse { event: Some(event) }))
-                .await
-                .is_err()
-            {
-                return;
-            }
-        }
-        if full {
-            continue;
-        }
-        tokio::select! {
-            changed = wake.changed() => if changed.is_err() { return },
-            () = draining.wait() => {
-                let _ = tx.send(Err(Status::unavailable("server is shutting down; reconnect with after_sequence"))).await;
-                return;
-            }
-            () = tx.closed() => return,
-            // The safety net reads the log, whatever the bus says.
-            () = tokio::time::sleep(POLL_INTERVAL) => mark = None,
+            // Mark the current generation seen before reading, so a commit
+            // that lands after the read still wakes the wait above.
+            self.wake.borrow_and_update();
+            // This process's own recent commits when the bus vouches for
+            // them (see `notify`), else the log.
+            let after = u64::try_from(self.after).unwrap_or_default();
+            let recent = self
+                .mark
+                .and_then(|mark| self.bus.recent_after(&self.office, after, mark));
+            let events = match recent {
+                Some(events) => events,
+                None => {
+                    self.mark = Some(self.bus.mark());
+                    match self
+                        .store
+                        .events_after(&self.office, self.after, REPLAY_BATCH)
+                        .await
+                    {
+                        Ok(events) => events,
+                        Err(error) => {
+                            self.finished = true;
+                            return Some(Err(error.into()));
+                        }
+                    }
+                }
+            };
+            // A full batch: more may wait in the log, read on at once.
+            self.caught_up = (events.len() as u64) < REPLAY_BATCH;
+            self.pending.extend(events);
         }
     }
 }
