@@ -123,7 +123,10 @@ impl BoardWatch {
                     if last.get(&unit) != Some(&shown) {
                         last.insert(unit, shown.clone());
                         if let Ok(mut seen) = task.seen.lock() {
-                            seen.entry((unit, shown)).or_insert(now);
+                            // When the simulator applied the frame, not
+                            // when this task got round to looking.
+                            seen.entry((unit, shown))
+                                .or_insert(view.written_at.unwrap_or(now));
                         }
                     }
                 }

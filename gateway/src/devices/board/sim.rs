@@ -11,6 +11,7 @@
 use std::collections::BTreeMap;
 use std::future;
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use tokio::sync::{oneshot, watch};
 use tokio_modbus::prelude::{ExceptionCode, Request, Response, SlaveRequest};
@@ -28,6 +29,7 @@ struct Board {
     words: [u16; REGISTER_COUNT as usize],
     chimes: u64,
     writes: u64,
+    written_at: Option<Instant>,
 }
 
 impl Board {
@@ -40,6 +42,7 @@ impl Board {
             words,
             chimes: 0,
             writes: 0,
+            written_at: None,
         }
     }
 }
@@ -57,6 +60,9 @@ pub struct BoardView {
     pub writes: u64,
     /// Power-up counter.
     pub boot: u16,
+    /// When the last register write was applied: the frame's last byte
+    /// had been read from the port (what the benchmark measures to).
+    pub written_at: Option<Instant>,
 }
 
 type Boards = Arc<Mutex<BTreeMap<UnitId, Board>>>;
@@ -80,6 +86,7 @@ impl BoardSimHandle {
             chimes: b.chimes,
             writes: b.writes,
             boot: b.words[usize::from(BOOT)],
+            written_at: b.written_at,
         })
     }
 
@@ -96,6 +103,7 @@ impl BoardSimHandle {
             *b = Board {
                 chimes: b.chimes,
                 writes: b.writes,
+                written_at: b.written_at,
                 ..Board::new()
             };
             b.words[usize::from(BOOT)] = boot;
@@ -198,6 +206,7 @@ fn apply(board: &mut Board, request: &Request<'_>) -> Result<Response, Exception
 fn write(board: &mut Board, start: usize, words: &[u16]) {
     board.words[start..start + words.len()].copy_from_slice(words);
     board.writes += 1;
+    board.written_at = Some(Instant::now());
     let attention = usize::from(ATTENTION);
     if board.words[attention] & CHIME != 0 {
         // Chime once, then clear the bit as a real board does.
