@@ -337,20 +337,21 @@ fn read_statement(target: &CallTarget, request_id: Option<Uuid>) -> (String, Vec
     // plan look costlier than the custom one (which drops the join), so it
     // would plan the statement afresh on every call; this way both
     // statements settle on their generic plan after a few calls.
-    let replay = match request_id {
+    let (replay_columns, replay) = match request_id {
         Some(id) => {
             values.push(id.to_string().into());
-            format!(
-                "LEFT JOIN queue_requests r ON r.office = o.name AND r.request_id = ${}",
-                values.len()
+            (
+                "r.visit_id AS replay_visit, r.fingerprint AS replay_fingerprint",
+                format!(
+                    "LEFT JOIN queue_requests r ON r.office = o.name AND r.request_id = ${}",
+                    values.len()
+                ),
             )
         }
-        None => String::new(),
-    };
-    let replay_columns = if request_id.is_some() {
-        "r.visit_id AS replay_visit, r.fingerprint AS replay_fingerprint"
-    } else {
-        "NULL AS replay_visit, NULL AS replay_fingerprint"
+        None => (
+            "NULL AS replay_visit, NULL AS replay_fingerprint",
+            String::new(),
+        ),
     };
     let first = values.len() + 1;
     values.extend(target.categories.iter().cloned().map(Value::from));
