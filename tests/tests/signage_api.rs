@@ -276,6 +276,9 @@ async fn call_to_sse_event_latency_is_measured(backend: Backend) {
     let floor = spawn_all(backend).await;
     let mut staff = floor.queue(Role::Staff).await;
     let mut feed = SseReader::open(floor.server.addr, "/signage/api/offices/main/feed", None).await;
+    // The feed's resume point is the snapshot's sequence: a call committed
+    // before the snapshot was read would come after it and never be sent.
+    assert_eq!(feed.next().await.unwrap().event, "status");
     let mut previous = None;
     let mut latencies = Vec::new();
     for _ in 0..60 {
