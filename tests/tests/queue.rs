@@ -23,6 +23,7 @@ on_both_backends!(
     recall_limit_turns_into_no_show,
     stale_etag_is_aborted,
     wait_estimate_learns_from_service_times,
+    people_ahead_follow_the_line_order,
 );
 
 fn state(ticket: &pb::Ticket) -> pb::TicketState {
@@ -804,5 +805,53 @@ async fn wait_estimate_learns_from_service_times(backend: Backend) {
             estimate.open_counters
         ),
         (30, 30, 4, 1)
+    );
+}
+
+async fn people_ahead_follow_the_line_order(backend: Backend) {
+    let t = spawn(Spawn::new(backend)).await;
+    let mut kiosk = t.client(Role::Device).await;
+    let mut issue_one = async |priority: bool| {
+        kiosk
+            .issue_ticket(issue("certificates", priority))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .into_inner()
+    };
+    let ahead = [
+        issue_one(false).await.people_ahead,
+        issue_one(false).await.people_ahead,
+        // Priority goes before everyone without it, behind earlier priority.
+        issue_one(true).await.people_ahead,
+        issue_one(true).await.people_ahead,
+        issue_one(false).await.people_ahead,
+    ];
+    assert_eq!(ahead, [0, 1, 0, 1, 4]);
+    // Another category's line is apart.
+    let other = kiosk
+        .issue_ticket(issue("life-events", false))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .into_inner();
+    assert_eq!(other.people_ahead, 0);
+    let status = t
+        .client(Role::Staff)
+        .await
+        .get_office_status(pb::GetOfficeStatusRequest {
+            name: OFFICE.into(),
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .into_inner();
+    let waiting = |id: &str| {
+        status
+            .categories
+            .iter()
+            .find(|c| c.name == category(id))
+            .map(|c| c.waiting)
+    };
+    assert_eq!(
+        (waiting("certificates"), waiting("life-events")),
+        (Some(5), Some(1))
     );
 }

@@ -693,39 +693,31 @@ impl QueueStore {
         let Some(current) = record.legs.last() else {
             return Ok(ticket);
         };
-        let ahead = leg::Entity::find()
-            .filter(leg::Column::Category.eq(current.category.clone()))
-            .filter(is_waiting())
-            .filter(
-                leg::Column::PriorityRank
-                    .lt(current.priority_rank)
-                    .or(leg::Column::PriorityRank.eq(current.priority_rank).and(
-                        leg::Column::ArrivalSequence
-                            .lt(current.arrival_sequence)
-                            .or(leg::Column::ArrivalSequence
-                                .eq(current.arrival_sequence)
-                                .and(leg::Column::ArrivalOffset.lt(current.arrival_offset))),
-                    )),
+        let (ahead, estimate) = self
+            .estimate(
+                db,
+                &record.visit.office,
+                &current.category,
+                WaitFor::Leg(current),
             )
-            .count(db)
             .await?;
-        let ahead = u32::try_from(ahead).unwrap_or(u32::MAX);
         ticket.people_ahead = ahead;
-        let estimate = self
-            .estimate(db, &record.visit.office, &current.category, ahead)
-            .await?;
         ticket.wait_estimate = Some(crate::ticket::wait_estimate(estimate));
         Ok(ticket)
     }
 
-    /// The wait estimate for a ticket with `ahead` tickets before it.
+    /// How many wait ahead, and the wait estimate, for `whom` in the
+    /// category's line. Its three reads (those ahead, the counters that
+    /// called from the category lately, the last finished services) are
+    /// one statement: one round trip or hand-off instead of three, on the
+    /// path of every ticket a kiosk prints.
     async fn estimate<C: ConnectionTrait>(
         &self,
         db: &C,
         office_key: &str,
         category_key: &str,
-        ahead: u32,
-    ) -> Result<Estimate, ServiceError> {
+        whom: WaitFor<'_>,
+    ) -> Result<(u32, Estimate), ServiceError> {
         let now = self.now();
         let (open_minutes, default_minutes) = {
             let catalog = self.read_catalog();
@@ -737,41 +729,33 @@ impl QueueStore {
             (open, default)
         };
         let since = micros(now - Duration::minutes(open_minutes));
-        let recent_counters: Vec<Option<String>> = leg::Entity::find()
-            .select_only()
-            .column(leg::Column::Counter)
-            .filter(leg::Column::Category.eq(category_key.to_owned()))
-            .filter(leg::Column::CalledAt.gte(since))
-            .distinct()
-            .into_tuple()
-            .all(db)
+        let rows = db
+            .query_all_raw(estimate_statement(
+                db.get_database_backend(),
+                category_key,
+                since,
+                whom,
+            ))
             .await?;
-        let open_counters = recent_counters
-            .iter()
-            .flatten()
-            .collect::<HashSet<_>>()
-            .len();
-        let recent: Vec<(Option<i64>, Option<i64>)> = leg::Entity::find()
-            .select_only()
-            .column(leg::Column::StartedAt)
-            .column(leg::Column::EndedAt)
-            .filter(leg::Column::Category.eq(category_key.to_owned()))
-            .filter(leg::Column::EndedAt.is_not_null())
-            .filter(leg::Column::StartedAt.is_not_null())
-            .order_by_desc(leg::Column::EndedAt)
-            .limit(ESTIMATE_SAMPLES)
-            .into_tuple()
-            .all(db)
-            .await?;
-        Ok(estimate_wait(&EstimateInput {
+        let (mut ahead, mut open_counters) = (0_i64, 0_i64);
+        let mut recent_services = Vec::with_capacity(rows.len());
+        for row in &rows {
+            ahead = row.try_get("", "ahead")?;
+            open_counters = row.try_get("", "open_counters")?;
+            let started: Option<i64> = row.try_get("", "started_at")?;
+            let ended: Option<i64> = row.try_get("", "ended_at")?;
+            if let (Some(start), Some(end)) = (started, ended) {
+                recent_services.push(Duration::microseconds(end - start));
+            }
+        }
+        let ahead = u32::try_from(ahead).unwrap_or(u32::MAX);
+        let estimate = estimate_wait(&EstimateInput {
             ahead,
             open_counters: u32::try_from(open_counters).unwrap_or(u32::MAX),
-            recent_services: recent
-                .into_iter()
-                .filter_map(|(start, end)| Some(Duration::microseconds(end? - start?)))
-                .collect(),
+            recent_services,
             default_service: Duration::minutes(default_minutes),
-        }))
+        });
+        Ok((ahead, estimate))
     }
 
     /// Lists tickets of a day in issue order, one page at a time.
@@ -843,18 +827,13 @@ impl QueueStore {
             .await?;
         let mut category_status = Vec::with_capacity(categories.len());
         for category in categories {
-            let waiting = leg::Entity::find()
-                .filter(leg::Column::Category.eq(category.name.clone()))
-                .filter(is_waiting())
-                .count(&self.db)
-                .await?;
-            let waiting = u32::try_from(waiting).unwrap_or(u32::MAX);
             let issued = number_counter::Entity::find_by_id((category.name.clone(), day.ordinal()))
                 .one(&self.db)
                 .await?
                 .map_or(0, |n| n.issued_count);
-            let estimate = self
-                .estimate(&self.db, &office_key, &category.name, waiting)
+            // A newcomer waits behind everyone waiting.
+            let (waiting, estimate) = self
+                .estimate(&self.db, &office_key, &category.name, WaitFor::Newcomer)
                 .await?;
             category_status.push(pb::CategoryStatus {
                 name: category.name,
@@ -934,6 +913,62 @@ impl QueueStore {
 /// `state = 1` with the 1 written into the SQL text, not bound: SQLite
 /// (and PostgreSQL's generic plans) use the partial waiting index only when
 /// the query's condition visibly implies the index's `WHERE state = 1`.
+/// Whom a wait estimate is for.
+#[derive(Debug, Clone, Copy)]
+enum WaitFor<'a> {
+    /// The ticket waiting at this leg: those before it in its line count.
+    Leg(&'a leg::Model),
+    /// Someone joining the line now: every waiting ticket counts.
+    Newcomer,
+}
+
+/// The reads of a wait estimate as one statement: columns `ahead` and
+/// `open_counters` (counters that called from the category since `since`)
+/// on every row, and one row per recent finished service (`started_at`,
+/// `ended_at`, newest first), or one row with both NULL when there is none.
+/// The order "before" is the line's: priority, then arrival.
+fn estimate_statement(
+    backend: DbBackend,
+    category: &str,
+    since: i64,
+    whom: WaitFor<'_>,
+) -> Statement {
+    const _: () = assert!(VisitState::Waiting as i16 == 1);
+    let mut values: Vec<sea_orm::Value> = vec![
+        category.to_owned().into(),
+        category.to_owned().into(),
+        since.into(),
+    ];
+    let before = match whom {
+        WaitFor::Newcomer => String::new(),
+        WaitFor::Leg(leg) => {
+            values.extend([
+                leg.priority_rank.into(),
+                leg.priority_rank.into(),
+                leg.arrival_sequence.into(),
+                leg.arrival_sequence.into(),
+                leg.arrival_offset.into(),
+            ]);
+            "AND (priority_rank < $4 OR (priority_rank = $5 AND (arrival_sequence < $6 \
+             OR (arrival_sequence = $7 AND arrival_offset < $8))))"
+                .to_owned()
+        }
+    };
+    values.push(category.to_owned().into());
+    let last = values.len();
+    let sql = format!(
+        "SELECT a.ahead, c.open_counters, r.started_at, r.ended_at \
+         FROM (SELECT COUNT(*) AS ahead FROM queue_legs \
+               WHERE category = $1 AND state = 1 {before}) AS a \
+         CROSS JOIN (SELECT COUNT(DISTINCT counter) AS open_counters FROM queue_legs \
+                     WHERE category = $2 AND called_at >= $3) AS c \
+         LEFT JOIN (SELECT started_at, ended_at FROM queue_legs \
+                    WHERE category = ${last} AND ended_at IS NOT NULL AND started_at IS NOT NULL \
+                    ORDER BY ended_at DESC LIMIT {ESTIMATE_SAMPLES}) AS r ON TRUE"
+    );
+    Statement::from_sql_and_values(backend, sql, values)
+}
+
 fn is_waiting() -> Expr {
     const _: () = assert!(VisitState::Waiting as i16 == 1);
     Expr::col((leg::Entity, leg::Column::State)).eq(Expr::cust("1"))
