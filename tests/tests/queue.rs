@@ -53,6 +53,16 @@ async fn finish(client: &mut Client, name: &str) -> pb::Ticket {
         .into_inner()
 }
 
+async fn office_status(client: &mut Client) -> pb::OfficeStatus {
+    client
+        .get_office_status(pb::GetOfficeStatusRequest {
+            name: OFFICE.into(),
+        })
+        .await
+        .unwrap_or_else(|e| panic!("get_office_status: {e}"))
+        .into_inner()
+}
+
 async fn a_visit_through_two_counters(backend: Backend) {
     let t = spawn(Spawn::new(backend)).await;
     let mut kiosk = t.client(Role::Device).await;
@@ -201,13 +211,7 @@ async fn a_visit_through_two_counters(backend: Backend) {
     assert_eq!(rest.tickets.len(), 1);
     assert!(rest.next_page_token.is_empty());
 
-    let status = staff
-        .get_office_status(pb::GetOfficeStatusRequest {
-            name: OFFICE.into(),
-        })
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
-        .into_inner();
+    let status = office_status(&mut staff).await;
     assert_eq!(status.last_sequence, 7);
     assert_eq!(status.categories[0].waiting, 1);
     assert_eq!(status.categories[0].issued_today, 2);
@@ -371,15 +375,7 @@ async fn issue_is_idempotent_on_request_id(backend: Backend) {
         .err()
         .unwrap_or_else(|| panic!("reuse accepted"));
     assert_eq!(error.code(), Code::InvalidArgument);
-    let status = t
-        .client(Role::Staff)
-        .await
-        .get_office_status(pb::GetOfficeStatusRequest {
-            name: OFFICE.into(),
-        })
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
-        .into_inner();
+    let status = office_status(&mut t.client(Role::Staff).await).await;
     let issued: u32 = status.categories.iter().map(|c| c.issued_today).sum();
     assert_eq!(issued, 2, "retries must not issue tickets");
 }
@@ -631,13 +627,7 @@ async fn numbers_restart_each_day_and_wrap_past_tickets_in_use(backend: Backend)
         .unwrap_or_else(|e| panic!("{e}"))
         .into_inner();
     assert_eq!(cert.display_number, "A003", "1 and 2 are still in use");
-    let status = staff
-        .get_office_status(pb::GetOfficeStatusRequest {
-            name: OFFICE.into(),
-        })
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
-        .into_inner();
+    let status = office_status(&mut staff).await;
     assert_eq!(status.business_day.map(|d| d.day), Some(2));
     assert_eq!(status.categories[0].issued_today, 1);
 }
@@ -834,15 +824,7 @@ async fn people_ahead_follow_the_line_order(backend: Backend) {
         .unwrap_or_else(|e| panic!("{e}"))
         .into_inner();
     assert_eq!(other.people_ahead, 0);
-    let status = t
-        .client(Role::Staff)
-        .await
-        .get_office_status(pb::GetOfficeStatusRequest {
-            name: OFFICE.into(),
-        })
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
-        .into_inner();
+    let status = office_status(&mut t.client(Role::Staff).await).await;
     let waiting = |id: &str| {
         status
             .categories

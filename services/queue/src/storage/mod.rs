@@ -737,11 +737,13 @@ impl QueueStore {
                 whom,
             ))
             .await?;
-        let (mut ahead, mut open_counters) = (0_i64, 0_i64);
+        // The counts repeat on every row; there is always at least one.
+        let (ahead, open_counters): (i64, i64) = match rows.first() {
+            Some(row) => (row.try_get("", "ahead")?, row.try_get("", "open_counters")?),
+            None => (0, 0),
+        };
         let mut recent_services = Vec::with_capacity(rows.len());
         for row in &rows {
-            ahead = row.try_get("", "ahead")?;
-            open_counters = row.try_get("", "open_counters")?;
             let started: Option<i64> = row.try_get("", "started_at")?;
             let ended: Option<i64> = row.try_get("", "ended_at")?;
             if let (Some(start), Some(end)) = (started, ended) {
