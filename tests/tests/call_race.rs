@@ -26,6 +26,11 @@ on_both_backends!(
     racing_calls_take_the_line_in_order_under_the_lock,
     one_request_id_sent_at_once_calls_once,
     cancelled_calls_leave_nothing_half_done,
+    calls_after_a_read_take_the_window_in_line_order,
+    an_issue_in_between_drops_the_window,
+    another_replicas_write_is_caught_by_the_sequence_check,
+    a_window_call_at_a_busy_counter_is_refused,
+    a_retried_call_replays_instead_of_calling_from_the_window,
 );
 
 /// Twenty counters that serve certificates (ids 10..30).
@@ -35,6 +40,18 @@ const COUNTERS: std::ops::Range<u32> = 10..30;
 async fn stores(
     backend: Backend,
     call_attempts: Option<usize>,
+) -> (Vec<QueueStore>, Option<TempDir>) {
+    let replicas = if backend == Backend::Postgres { 2 } else { 1 };
+    stores_on(backend, call_attempts, replicas).await
+}
+
+/// `replicas` stores on one database, each with its own bus (as separate
+/// processes without the PostgreSQL listener: none hears of the others'
+/// writes).
+async fn stores_on(
+    backend: Backend,
+    call_attempts: Option<usize>,
+    replicas: usize,
 ) -> (Vec<QueueStore>, Option<TempDir>) {
     let (url, dir) = match backend {
         Backend::Sqlite => {
@@ -58,7 +75,6 @@ async fn stores(
         .unwrap_or_else(|e| panic!("{e}"))
         .to_utc();
     let clock = Arc::new(ManualClock::new(start));
-    let replicas = if backend == Backend::Postgres { 2 } else { 1 };
     let mut stores = Vec::new();
     for _ in 0..replicas {
         let db = storage::connect(&SecretString::from(url.clone()))
@@ -270,4 +286,176 @@ async fn cancelled_calls_leave_nothing_half_done(backend: Backend) {
         .collect();
     assert_eq!(called.len(), 20);
     issue_certificate(store, false).await;
+}
+
+/// Calls `counter` `id` on `store` and returns the ticket called.
+async fn call_at(store: &QueueStore, id: u32) -> pb::Ticket {
+    let counter = child(&counter(&id.to_string()), "counters");
+    store
+        .call_next(&counter, &[], None)
+        .await
+        .unwrap_or_else(|e| panic!("counter {id}: {e}"))
+        .unwrap_or_else(|| panic!("counter {id} found nobody waiting"))
+}
+
+/// Twelve waiting, every fourth with priority, called one after another at
+/// twelve counters: the line order (priority first, then arrival), with
+/// two reads — the first call's read brings the next seven heads, the
+/// ninth the last three — and every other call made by its write alone.
+async fn calls_after_a_read_take_the_window_in_line_order(backend: Backend) {
+    let (stores, _dir) = stores_on(backend, None, 1).await;
+    let store = &stores[0];
+    let mut waiting = Vec::new();
+    for i in 0..12 {
+        waiting.push(issue_certificate(store, i % 4 == 3).await);
+    }
+    let (priority, rest): (Vec<_>, Vec<_>) = waiting.into_iter().partition(|t| t.priority);
+    let line: Vec<String> = priority.into_iter().chain(rest).map(|t| t.name).collect();
+    let mut called = Vec::new();
+    for id in COUNTERS.take(12) {
+        let ticket = call_at(store, id).await;
+        assert_eq!(ticket.current_counter, counter(&id.to_string()));
+        assert_eq!(ticket.state, pb::TicketState::Called as i32);
+        called.push(ticket.name);
+    }
+    assert_eq!(called, line);
+    let paths = store.call_paths();
+    assert_eq!((paths.read, paths.window, paths.stale), (2, 10, 0));
+    // What the window's calls stored and logged is what a read's call
+    // would have: each ticket called, one event each, no gap.
+    let events = store
+        .events_after(OFFICE, 0, 100)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let sequences: Vec<u64> = events.iter().map(|e| e.sequence).collect();
+    assert_eq!(sequences, (1..=24).collect::<Vec<u64>>());
+    for (event, name) in events[12..].iter().zip(&called) {
+        let ticket = event.ticket.as_ref().unwrap_or_else(|| panic!("no ticket"));
+        assert_eq!(&ticket.name, name);
+        assert_eq!(ticket.sequence, event.sequence);
+        let stored = store
+            .get_ticket(&child(name, "tickets"))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(stored.state, pb::TicketState::Called as i32);
+        assert_eq!(stored.current_counter, event.counter);
+    }
+    assert!(
+        store
+            .call_next(&child(&counter("29"), "counters"), &[], None)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .is_none(),
+        "the line is empty"
+    );
+}
+
+/// A priority ticket issued by the same process after a call: the window
+/// that call kept no longer heads the line, so the next call reads (and
+/// does not even try the window) and takes the priority ticket.
+async fn an_issue_in_between_drops_the_window(backend: Backend) {
+    let (stores, _dir) = stores_on(backend, None, 1).await;
+    let store = &stores[0];
+    for _ in 0..5 {
+        issue_certificate(store, false).await;
+    }
+    call_at(store, 10).await;
+    let urgent = issue_certificate(store, true).await;
+    assert_eq!(call_at(store, 11).await.name, urgent.name);
+    let paths = store.call_paths();
+    assert_eq!((paths.read, paths.window, paths.stale), (2, 0, 0));
+}
+
+/// The same, but the priority ticket comes from another replica whose
+/// write this process never hears of: the window looks current, its write
+/// finds the office's sequence moved and applies nothing, and the call
+/// reads and takes the priority ticket. The log stays gapless.
+async fn another_replicas_write_is_caught_by_the_sequence_check(backend: Backend) {
+    let (stores, _dir) = stores_on(backend, None, 2).await;
+    let (here, there) = (&stores[0], &stores[1]);
+    let mut waiting = Vec::new();
+    for _ in 0..5 {
+        waiting.push(issue_certificate(here, false).await);
+    }
+    assert_eq!(call_at(here, 10).await.name, waiting[0].name);
+    let urgent = issue_certificate(there, true).await;
+    assert_eq!(call_at(here, 11).await.name, urgent.name);
+    assert_eq!(call_at(here, 12).await.name, waiting[1].name);
+    let paths = here.call_paths();
+    assert_eq!((paths.read, paths.window, paths.stale), (2, 1, 1));
+    let events = here
+        .events_after(OFFICE, 0, 100)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let sequences: Vec<u64> = events.iter().map(|e| e.sequence).collect();
+    assert_eq!(sequences, (1..=9).collect::<Vec<u64>>());
+}
+
+/// A counter that still has its ticket open calls again while a window is
+/// current: the window's write checks the counter too, so the call is
+/// refused with COUNTER_BUSY, and the ticket at the window's head is still
+/// waiting for the next counter.
+async fn a_window_call_at_a_busy_counter_is_refused(backend: Backend) {
+    let (stores, _dir) = stores_on(backend, None, 1).await;
+    let store = &stores[0];
+    let mut waiting = Vec::new();
+    for _ in 0..3 {
+        waiting.push(issue_certificate(store, false).await);
+    }
+    assert_eq!(call_at(store, 10).await.name, waiting[0].name);
+    let again = store
+        .call_next(&child(&counter("10"), "counters"), &[], None)
+        .await;
+    match again {
+        Err(e) => assert_eq!(e.reason(), "COUNTER_BUSY", "{e:?}"),
+        Ok(ticket) => panic!("a busy counter called {ticket:?}"),
+    }
+    assert_eq!(call_at(store, 11).await.name, waiting[1].name);
+    let paths = store.call_paths();
+    assert_eq!(paths.stale, 1);
+    let events = store
+        .events_after(OFFICE, 0, 100)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(events.len(), 5, "three issues and two calls");
+}
+
+/// A client retries its call (same request id) after the answer was lost,
+/// while the window the first attempt kept is current: the retry gets the
+/// same ticket back, and nothing more is called or logged.
+async fn a_retried_call_replays_instead_of_calling_from_the_window(backend: Backend) {
+    let (stores, _dir) = stores_on(backend, None, 1).await;
+    let store = &stores[0];
+    let mut waiting = Vec::new();
+    for _ in 0..3 {
+        waiting.push(issue_certificate(store, false).await);
+    }
+    let request_id = Some(uuid::Uuid::new_v4());
+    let counter_10 = child(&counter("10"), "counters");
+    let mut answers = Vec::new();
+    for _ in 0..2 {
+        let ticket = store
+            .call_next(&counter_10, &[], request_id)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap_or_else(|| panic!("nobody waiting"));
+        answers.push(ticket.name);
+    }
+    assert_eq!(answers, [waiting[0].name.clone(), waiting[0].name.clone()]);
+    // A new request id at another counter takes the next in line.
+    let next = store
+        .call_next(
+            &child(&counter("11"), "counters"),
+            &[],
+            Some(uuid::Uuid::new_v4()),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|| panic!("nobody waiting"));
+    assert_eq!(next.name, waiting[1].name);
+    let events = store
+        .events_after(OFFICE, 0, 100)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(events.len(), 5, "three issues and two calls");
 }

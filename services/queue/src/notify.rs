@@ -120,6 +120,17 @@ impl EventBus {
         self.wake.wake();
     }
 
+    /// The highest sequence this process published for `office` (0 before
+    /// the first).
+    pub fn newest(&self, office: &str) -> u64 {
+        self.shared
+            .recent
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(office)
+            .map_or(0, |recent| recent.newest)
+    }
+
     /// Call right before reading the log; pass the mark to
     /// [`recent_after`](Self::recent_after) afterwards.
     pub fn mark(&self) -> Mark {

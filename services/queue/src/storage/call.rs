@@ -26,6 +26,21 @@
 //! [`OPTIMISTIC_ATTEMPTS`] losses takes the office's lock first like every
 //! other write, so it cannot starve. Two round trips instead of six.
 //!
+//! **The line's window.** The read returns the first [`WINDOW`] heads of
+//! the lines, not one. The first is called; the rest, with the sequence the
+//! call's own write gave the office, are kept in memory per office and
+//! category set. While nothing else has written to the office, they *are*
+//! the head of the lines, so the next call from those categories (at any
+//! counter) skips step 1 and goes straight to step 3 — one round trip on
+//! PostgreSQL, one hand-off on SQLite. Nothing is trusted that the write
+//! does not check again: the write applies only at the window's sequence,
+//! and also checks that the counter has no ticket open and, with a request
+//! id, that the id is new. A write that does not apply drops the window and
+//! the call reads as usual; so a window can only save a read, never call
+//! the wrong ticket. A window is dropped unread as soon as this process
+//! published an event past its sequence; another replica's write is caught
+//! by the sequence check.
+//!
 //! SQLite has one connection and no data-modifying CTEs. The call holds
 //! that connection and spends two hand-offs to its thread: `BEGIN
 //! IMMEDIATE` with the read, then the writes with `COMMIT` (each write
@@ -37,7 +52,9 @@
 //! closes the connection rather than give it back to the pool if a call is
 //! dropped with the transaction open.
 
-use std::sync::{Arc, LazyLock};
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock, Mutex};
 
 use chrono::{DateTime, Utc};
 use madoguchi_platform::error::ServiceError;
@@ -66,6 +83,10 @@ use crate::ticket::{TicketRecord, micros};
 /// loss in a row is rare even at peak.
 pub(super) const OPTIMISTIC_ATTEMPTS: usize = 3;
 
+/// How many heads of its lines a call reads: the first is called, the rest
+/// become the line's window for the calls after it.
+pub(super) const WINDOW: usize = 8;
+
 /// What a call is for, resolved from the request and the catalog.
 #[derive(Debug, Clone)]
 pub(super) struct CallTarget {
@@ -79,6 +100,94 @@ pub(super) struct CallTarget {
     pub fingerprint: String,
 }
 
+impl CallTarget {
+    /// The lines' key: the office and the categories called from.
+    fn lines(&self) -> String {
+        format!("{}|{}", self.office, self.categories.join(","))
+    }
+}
+
+/// The heads of some lines that follow the ones a call just took, as they
+/// stand at one office sequence; see the module's documentation.
+#[derive(Debug)]
+struct Window {
+    /// The office's `last_sequence` the heads are true at.
+    sequence: i64,
+    /// In line order; each a first leg, its visit's only one.
+    heads: VecDeque<(TicketRecord, i32)>,
+}
+
+/// The windows of a store, by [`CallTarget::lines`], and how its calls
+/// went.
+#[derive(Debug, Default)]
+pub(super) struct Windows {
+    windows: Mutex<HashMap<String, Window>>,
+    paths: PathCounts,
+}
+
+/// How a store's calls found their ticket (since the store was made).
+#[derive(Debug, Default)]
+struct PathCounts {
+    window: AtomicU64,
+    read: AtomicU64,
+    stale: AtomicU64,
+    locked: AtomicU64,
+}
+
+/// How many calls of a store found their ticket each way.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CallPaths {
+    /// Called from the line's window: the write alone.
+    pub window: u64,
+    /// Read the head first, then wrote.
+    pub read: u64,
+    /// Tried a window whose write did not apply (another writer moved the
+    /// office, the counter was busy or the request id was used), then read.
+    pub stale: u64,
+    /// Took the office's lock after optimistic claims kept losing.
+    pub locked: u64,
+}
+
+impl Windows {
+    /// Takes the window of `lines` if it is still current: nothing past its
+    /// sequence was published by this process (`newest`).
+    fn take(&self, lines: &str, newest: u64) -> Option<Window> {
+        let mut windows = self
+            .windows
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let window = windows.remove(lines)?;
+        (window.sequence >= 0 && window.sequence as u64 >= newest && !window.heads.is_empty())
+            .then_some(window)
+    }
+
+    /// Keeps what follows a call that left the office at `sequence`.
+    fn keep(&self, lines: String, sequence: i64, heads: VecDeque<(TicketRecord, i32)>) {
+        if heads.is_empty() {
+            return;
+        }
+        self.windows
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(lines, Window { sequence, heads });
+    }
+
+    fn count(&self, path: fn(&PathCounts) -> &AtomicU64) {
+        path(&self.paths).fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The counts so far.
+    pub(super) fn paths(&self) -> CallPaths {
+        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        CallPaths {
+            window: load(&self.paths.window),
+            read: load(&self.paths.read),
+            stale: load(&self.paths.stale),
+            locked: load(&self.paths.locked),
+        }
+    }
+}
+
 /// What the read of step 1 found.
 enum Seen {
     /// The request id was used before: the visit it called.
@@ -87,8 +196,9 @@ enum Seen {
     Busy(String),
     /// Nobody waits in the counter's lines.
     Nobody,
-    /// The head of the lines, as stored, and the office's sequence.
-    Head(Box<Head>),
+    /// The head of the lines, as stored, and the office's sequence, with
+    /// the heads that follow it (for the window).
+    Head(Box<Head>, VecDeque<(TicketRecord, i32)>),
 }
 
 /// The ticket at the head of the counter's lines, as read.
@@ -155,14 +265,35 @@ impl QueueStore {
         let now = self.now();
         let target = self.call_target(counter_name, categories)?;
         let _turn = self.office_turn(&target.office).await;
+        let window = self
+            .windows
+            .take(&target.lines(), self.bus.newest(&target.office));
         if self.db.get_database_backend() != DbBackend::Postgres {
-            return self.call_on_sqlite(&target, request_id, now).await;
+            return self.call_on_sqlite(&target, request_id, now, window).await;
+        }
+        if let Some(mut window) = window
+            && self.call_attempts > 0
+        {
+            let head = window.pop_head();
+            match self
+                .write_on_postgres(&target, request_id, head, window.heads, now)
+                .await?
+            {
+                Attempt::Done(Some(called)) => {
+                    self.windows.count(|p| &p.window);
+                    let (ticket, event) = *called;
+                    self.bus.publish([event]);
+                    return Ok(Some(ticket));
+                }
+                _ => self.windows.count(|p| &p.stale),
+            }
         }
         for _ in 0..self.call_attempts {
             match self.try_call_on_postgres(&target, request_id, now).await? {
                 Attempt::Done(None) => return Ok(None),
                 Attempt::Done(Some(called)) => {
                     // The statement has committed.
+                    self.windows.count(|p| &p.read);
                     let (ticket, event) = *called;
                     self.bus.publish([event]);
                     return Ok(Some(ticket));
@@ -173,7 +304,13 @@ impl QueueStore {
                 Attempt::Lost => {}
             }
         }
+        self.windows.count(|p| &p.locked);
         self.call_next_locked(&target, request_id, now).await
+    }
+
+    /// How this store's calls found their ticket so far.
+    pub fn call_paths(&self) -> CallPaths {
+        self.windows.paths()
     }
 
     /// The counter's office and the categories it calls from: those asked
@@ -223,36 +360,52 @@ impl QueueStore {
         now: DateTime<Utc>,
     ) -> Result<Attempt, ServiceError> {
         let (sql, values) = read_statement(target, request_id);
-        let row = self
+        let rows = self
             .db
-            .query_one_raw(Statement::from_sql_and_values(
+            .query_all_raw(Statement::from_sql_and_values(
                 DbBackend::Postgres,
                 sql,
                 values,
             ))
-            .await?
-            .ok_or_else(|| ServiceError::not_found("office", target.office.clone()))?;
-        let mut head = match decode(&row, target, request_id)? {
+            .await?;
+        let (mut head, following) = match decode(&rows, target, request_id)? {
             Seen::Replay(visit) => return Ok(Attempt::Replay(visit)),
             Seen::Busy(number) => return Err(counter_busy(&target.counter, &number)),
             Seen::Nobody => return Ok(Attempt::Done(None)),
-            Seen::Head(head) => head,
+            Seen::Head(head, following) => (head, following),
         };
         if head.needs_siblings() {
             // If anything changed since the read, the office's sequence
             // moved and the write will not apply.
             head.record = load_legs(&self.db, head.record.visit).await?;
         }
-        let (write, ticket, event) = Write::new(target, request_id, *head, now);
-        // No row: the sequence moved. (The same request id sent twice at
-        // once cannot both pass the sequence check; the loser reads again
-        // and replays.)
+        self.write_on_postgres(target, request_id, *head, following, now)
+            .await
+    }
+
+    /// Step 3 on PostgreSQL: the one conditional statement, which commits
+    /// by itself. If it applied, `following` becomes the lines' window.
+    async fn write_on_postgres(
+        &self,
+        target: &CallTarget,
+        request_id: Option<Uuid>,
+        head: Head,
+        following: VecDeque<(TicketRecord, i32)>,
+        now: DateTime<Utc>,
+    ) -> Result<Attempt, ServiceError> {
+        let (write, ticket, event) = Write::new(target, request_id, head, now);
+        let sequence = write.sequence;
+        // No row: the sequence moved, or (from a window) the counter has a
+        // ticket open or the request id was used. (The same request id sent
+        // twice at once cannot both pass the sequence check; the loser
+        // reads again and replays.)
         let applied = self
             .db
             .query_one_raw(write.postgres(self.bus.instance()))
             .await?
             .is_some();
         Ok(if applied {
+            self.windows.keep(target.lines(), sequence, following);
             Attempt::Done(Some(Box::new((ticket, event))))
         } else {
             Attempt::Lost
@@ -261,29 +414,54 @@ impl QueueStore {
 
     /// The call on SQLite's one connection, held for the whole call:
     /// `BEGIN IMMEDIATE` and the read in one execution, then the writes and
-    /// `COMMIT` in another — two hand-offs to the connection's thread. The
-    /// transaction is opened and closed in SQL, not through sea-orm (whose
-    /// transactions cost a hand-off each for `BEGIN` and `COMMIT`), so
-    /// [`RawTransaction`] makes sure it never outlives the call.
+    /// `COMMIT` in another — two hand-offs to the connection's thread; with
+    /// a current window, `BEGIN IMMEDIATE`, the writes and `COMMIT` in one.
+    /// The transaction is opened and closed in SQL, not through sea-orm
+    /// (whose transactions cost a hand-off each for `BEGIN` and `COMMIT`),
+    /// so [`RawTransaction`] makes sure it never outlives the call.
     async fn call_on_sqlite(
         &self,
         target: &CallTarget,
         request_id: Option<Uuid>,
         now: DateTime<Utc>,
+        window: Option<Window>,
     ) -> Result<Option<pb::Ticket>, ServiceError> {
         let pool = self.db.get_sqlite_connection_pool();
         let mut txn = RawTransaction::new(pool.acquire().await.map_err(sqlx_error)?);
+        if let Some(mut window) = window {
+            let head = window.pop_head();
+            let (write, ticket, event) = Write::new(target, request_id, head, now);
+            let sequence = write.sequence;
+            let (sql, values) = write.sqlite();
+            match txn
+                .execute(&format!("BEGIN IMMEDIATE; {sql}"), values)
+                .await
+            {
+                Ok(()) => {
+                    txn.mark_closed();
+                    self.windows.keep(target.lines(), sequence, window.heads);
+                    self.windows.count(|p| &p.window);
+                    self.bus.publish([event]);
+                    return Ok(Some(ticket));
+                }
+                Err(error) => {
+                    // Did not apply (or failed): nothing of it stays, and
+                    // the call reads as usual. If even the rollback fails,
+                    // the connection is closed, not reused.
+                    if txn.finish("ROLLBACK").await.is_err() {
+                        return Err(error);
+                    }
+                    self.windows.count(|p| &p.stale);
+                }
+            }
+        }
         let (sql, values) = read_statement(target, request_id);
-        let row = txn
-            .fetch_optional(&format!("BEGIN IMMEDIATE; {sql}"), values)
-            .await?
-            .ok_or_else(|| ServiceError::not_found("office", target.office.clone()));
-        let seen = match row {
-            Ok(row) => decode(&row, target, request_id),
-            Err(e) => Err(e),
-        };
-        let mut head = match seen {
-            Ok(Seen::Head(head)) => head,
+        let seen = txn
+            .fetch_all(&format!("BEGIN IMMEDIATE; {sql}"), values)
+            .await
+            .and_then(|rows| decode(&rows, target, request_id));
+        let (mut head, following) = match seen {
+            Ok(Seen::Head(head, following)) => (head, following),
             other => {
                 txn.finish("ROLLBACK").await?;
                 // The connection goes back first: a replay reads through
@@ -294,7 +472,7 @@ impl QueueStore {
                         self.ticket_by_id(&target.office, &visit).await.map(Some)
                     }
                     Seen::Busy(number) => Err(counter_busy(&target.counter, &number)),
-                    Seen::Nobody | Seen::Head(_) => Ok(None),
+                    Seen::Nobody | Seen::Head(..) => Ok(None),
                 };
             }
         };
@@ -308,12 +486,15 @@ impl QueueStore {
             }
         }
         let (write, ticket, event) = Write::new(target, request_id, *head, now);
+        let sequence = write.sequence;
         let (sql, values) = write.sqlite();
         if let Err(e) = txn.execute(&sql, values).await {
             txn.finish("ROLLBACK").await?;
             return Err(e);
         }
         txn.mark_closed();
+        self.windows.keep(target.lines(), sequence, following);
+        self.windows.count(|p| &p.read);
         self.bus.publish([event]);
         Ok(Some(ticket))
     }
@@ -321,8 +502,9 @@ impl QueueStore {
 
 /// Step 1's statement, the same on both backends (`$n` parameters): the
 /// office's sequence; the ticket the counter has open; an earlier request
-/// with the same id; and the head of the lines, leg and visit, with their
-/// columns prefixed `l_` and `v_`.
+/// with the same id; and the first [`WINDOW`] heads of the lines, leg and
+/// visit, with their columns prefixed `l_` and `v_` — one row per head in
+/// line order (the office's columns repeat), or one row without a head.
 fn read_statement(target: &CallTarget, request_id: Option<Uuid>) -> (String, Vec<Value>) {
     static COLUMNS: LazyLock<String> = LazyLock::new(|| {
         let legs = leg::Column::iter().map(|c| format!("l.{0} AS l_{0}", c.as_str()));
@@ -362,9 +544,9 @@ fn read_statement(target: &CallTarget, request_id: Option<Uuid>) -> (String, Vec
             format!("IN ({})", list.join(", "))
         }
     };
-    // The head: the partial index of waiting legs (`state = 1` must be a
-    // literal for either planner to use it), an ordered scan that stops at
-    // the first row for one category.
+    // The heads: the partial index of waiting legs (`state = 1` must be a
+    // literal for either planner to use it), an ordered scan that stops
+    // after WINDOW rows for one category.
     let sql = format!(
         "SELECT o.last_sequence AS office_sequence, \
            (SELECT b.display_number FROM queue_visits b \
@@ -374,21 +556,26 @@ fn read_statement(target: &CallTarget, request_id: Option<Uuid>) -> (String, Vec
          {replay} \
          LEFT JOIN (SELECT visit_id, leg_index FROM queue_legs \
                     WHERE category {categories} AND state = 1 \
-                    ORDER BY priority_rank, arrival_sequence, arrival_offset LIMIT 1) AS h ON TRUE \
+                    ORDER BY priority_rank, arrival_sequence, arrival_offset \
+                    LIMIT {WINDOW}) AS h ON TRUE \
          LEFT JOIN queue_legs l ON l.visit_id = h.visit_id AND l.leg_index = h.leg_index \
          LEFT JOIN queue_visits v ON v.id = l.visit_id \
-         WHERE o.name = $1",
+         WHERE o.name = $1 \
+         ORDER BY l.priority_rank, l.arrival_sequence, l.arrival_offset",
         columns = COLUMNS.as_str(),
     );
     (sql, values)
 }
 
-/// What step 1's row says.
+/// What step 1's rows say.
 fn decode(
-    row: &QueryResult,
+    rows: &[QueryResult],
     target: &CallTarget,
     request_id: Option<Uuid>,
 ) -> Result<Seen, ServiceError> {
+    let row = rows
+        .first()
+        .ok_or_else(|| ServiceError::not_found("office", target.office.clone()))?;
     if request_id.is_some() {
         let visit: Option<String> = row.try_get("", "replay_visit")?;
         let fingerprint: Option<String> = row.try_get("", "replay_fingerprint")?;
@@ -400,20 +587,60 @@ fn decode(
         return Ok(Seen::Busy(number));
     }
     let office_sequence: i64 = row.try_get("", "office_sequence")?;
+    let Some(first) = head_of(row)? else {
+        return Ok(Seen::Nobody);
+    };
+    // The window holds only heads whose visit has no other leg, so that it
+    // needs no further read; it ends before the first that has.
+    let mut following = VecDeque::with_capacity(rows.len().saturating_sub(1));
+    for row in &rows[1..] {
+        match head_of(row)? {
+            Some(head) if !head.needs_siblings() => {
+                following.push_back((head.record, head.leg_index));
+            }
+            _ => break,
+        }
+    }
+    Ok(Seen::Head(
+        Box::new(Head {
+            office_sequence,
+            ..first
+        }),
+        following,
+    ))
+}
+
+/// The head leg and visit of one row of step 1, if it has one.
+fn head_of(row: &QueryResult) -> Result<Option<Head>, ServiceError> {
     let (Some(leg), Some(visit)) = (
         leg::Model::from_query_result_optional(row, "l_")?,
         visit::Model::from_query_result_optional(row, "v_")?,
     ) else {
-        return Ok(Seen::Nobody);
+        return Ok(None);
     };
-    Ok(Seen::Head(Box::new(Head {
-        office_sequence,
+    Ok(Some(Head {
+        office_sequence: 0,
         leg_index: leg.leg_index,
         record: TicketRecord {
             visit,
             legs: vec![leg],
         },
-    })))
+    }))
+}
+
+impl Window {
+    /// The first head, at the window's sequence; the window is never empty.
+    fn pop_head(&mut self) -> Head {
+        let (record, leg_index) = self
+            .heads
+            .pop_front()
+            .unwrap_or_else(|| unreachable!("windows are kept only with heads"));
+        Head {
+            office_sequence: self.sequence,
+            record,
+            leg_index,
+        }
+    }
 }
 
 impl Head {
@@ -448,23 +675,24 @@ impl RawTransaction {
         })
     }
 
-    /// Runs `sql`, which may open the transaction, and returns its first row.
-    async fn fetch_optional(
+    /// Runs `sql`, which may open the transaction, and returns its rows.
+    async fn fetch_all(
         &mut self,
         sql: &str,
         values: Vec<Value>,
-    ) -> Result<Option<QueryResult>, ServiceError> {
+    ) -> Result<Vec<QueryResult>, ServiceError> {
         self.open = true;
         let query = bind(sqlx::query(sqlx::AssertSqlSafe(sql)), values)?;
-        let row = query
-            .fetch_optional(&mut **self.connection()?)
+        let rows = query
+            .fetch_all(&mut **self.connection()?)
             .await
             .map_err(sqlx_error)?;
-        Ok(row.map(QueryResult::from))
+        Ok(rows.into_iter().map(QueryResult::from).collect())
     }
 
-    /// Runs `sql` for its effects.
+    /// Runs `sql`, which may open the transaction, for its effects.
     async fn execute(&mut self, sql: &str, values: Vec<Value>) -> Result<(), ServiceError> {
+        self.open = true;
         let query = bind(sqlx::query(sqlx::AssertSqlSafe(sql)), values)?;
         query
             .execute(&mut **self.connection()?)
@@ -572,6 +800,8 @@ struct Write {
     /// with a request id, `$13` the id and `$14` its fingerprint.
     values: Vec<Value>,
     remembers: bool,
+    /// The office's sequence once written.
+    sequence: i64,
 }
 
 impl Write {
@@ -614,14 +844,32 @@ impl Write {
         let write = Self {
             values,
             remembers: request_id.is_some(),
+            sequence,
         };
         (write, called.to_proto(), event)
+    }
+
+    /// What the office's update checks besides its sequence, for a write
+    /// from a window (which read neither): the counter has no ticket open,
+    /// and the request id is new. Redundant after a read, which saw both at
+    /// the same sequence.
+    fn guards(&self) -> &'static str {
+        if self.remembers {
+            " AND NOT EXISTS (SELECT 1 FROM queue_visits b \
+               WHERE b.current_counter = $5 AND b.state IN (2, 3)) \
+             AND NOT EXISTS (SELECT 1 FROM queue_requests r \
+               WHERE r.office = $1 AND r.request_id = $13)"
+        } else {
+            " AND NOT EXISTS (SELECT 1 FROM queue_visits b \
+               WHERE b.current_counter = $5 AND b.state IN (2, 3))"
+        }
     }
 
     /// One statement: each part runs only on the previous part's rows, so
     /// a moved sequence writes nothing, and the notification goes out only
     /// with the event (delivered at commit, the statement's end).
     fn postgres(self, instance: &str) -> Statement {
+        let guards = self.guards();
         let mut values = self.values;
         let remember = if self.remembers {
             ", remembered AS (\
@@ -636,7 +884,7 @@ impl Write {
         let sql = format!(
             "WITH bumped AS (\
                UPDATE queue_offices SET last_sequence = $2 \
-               WHERE name = $1 AND last_sequence = $3 RETURNING last_sequence), \
+               WHERE name = $1 AND last_sequence = $3{guards} RETURNING last_sequence), \
              claimed AS (\
                UPDATE queue_legs SET state = $4, counter = $5, called_at = $6 \
                WHERE visit_id = $7 AND leg_index = $8 AND state = $9 \
@@ -665,6 +913,7 @@ impl Write {
     /// is reached only when every row was written; otherwise the execution
     /// stops at the error and the caller rolls back.
     fn sqlite(self) -> (String, Vec<Value>) {
+        let guards = self.guards();
         let remember = if self.remembers {
             "INSERT INTO queue_requests (office, request_id, fingerprint, visit_id, created_at) \
              SELECT $1, $13, $14, $7, $6 WHERE changes() = 1; "
@@ -672,7 +921,8 @@ impl Write {
             ""
         };
         let sql = format!(
-            "UPDATE queue_offices SET last_sequence = $2 WHERE name = $1 AND last_sequence = $3; \
+            "UPDATE queue_offices SET last_sequence = $2 \
+             WHERE name = $1 AND last_sequence = $3{guards}; \
              UPDATE queue_legs SET state = $4, counter = $5, called_at = $6 \
              WHERE visit_id = $7 AND leg_index = $8 AND state = $9 AND changes() = 1; \
              UPDATE queue_visits SET state = $4, current_counter = $5, recall_count = 0, \
@@ -734,12 +984,11 @@ mod tests {
         let pool = store.connection().get_sqlite_connection_pool();
         let mut txn = RawTransaction::new(pool.acquire().await.unwrap_or_else(|e| panic!("{e}")));
         let (sql, values) = read_statement(&target, None);
-        let row = txn
-            .fetch_optional(&format!("BEGIN IMMEDIATE; {sql}"), values)
+        let rows = txn
+            .fetch_all(&format!("BEGIN IMMEDIATE; {sql}"), values)
             .await
-            .unwrap_or_else(|e| panic!("{e}"))
-            .unwrap_or_else(|| panic!("no office row"));
-        let Ok(Seen::Head(mut head)) = decode(&row, &target, None) else {
+            .unwrap_or_else(|e| panic!("{e}"));
+        let Ok(Seen::Head(mut head, _)) = decode(&rows, &target, None) else {
             panic!("the ticket should head the line");
         };
         assert_eq!(head.office_sequence, 1);

@@ -15,12 +15,14 @@
 //! write including the sequence increment: no partial writes, no gaps.
 //!
 //! `CallNext` reads first and writes once, conditional on the office's
-//! sequence not having moved (`call`). Within a process an office's writers
+//! sequence not having moved, and keeps the next heads of the lines it read
+//! so that the call after it may only write (`call`). Within a process an office's writers
 //! also take turns (`QueueStore::office_turn`) before they touch the
 //! database.
 
 mod call;
 pub mod entities;
+pub use call::CallPaths;
 pub mod migration;
 pub mod offline;
 
@@ -66,6 +68,9 @@ pub struct QueueStore {
     /// Optimistic claims a `CallNext` tries on PostgreSQL before it takes
     /// the office's lock (see `call`).
     call_attempts: usize,
+    /// The heads of the lines that the last calls read beyond the one they
+    /// took, and how calls went (see `call`).
+    windows: Arc<call::Windows>,
 }
 
 /// The active categories and counters as seeded from the site, kept in
@@ -122,6 +127,7 @@ impl QueueStore {
             bus,
             catalog: Arc::default(),
             call_attempts: call::OPTIMISTIC_ATTEMPTS,
+            windows: Arc::default(),
         }
     }
 
