@@ -14,6 +14,9 @@
 //! Any error before commit drops the transaction, which rolls back every
 //! write including the sequence increment: no partial writes, no gaps.
 //!
+//! `IssueTicket` on PostgreSQL takes steps 1 and 2 up to its number in one
+//! statement (`begin_issue_on_postgres`).
+//!
 //! `CallNext` reads first and writes once, conditional on the office's
 //! sequence not having moved, and keeps the next heads of the lines it read
 //! so that the call after it may only write (`call`). Within a process an office's writers
@@ -27,7 +30,7 @@ pub mod migration;
 pub mod offline;
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, LazyLock, RwLock};
 
 use chrono::{DateTime, Duration, Utc};
 use madoguchi_platform::clock::SharedClock;
@@ -226,42 +229,51 @@ impl QueueStore {
 
         let turn = self.office_turn(&office_key).await;
         let txn = self.db.begin().await?;
-        let office = bump_sequence(&txn, &office_key).await?;
-        let sequence = office.last_sequence;
-        if let Some(previous) = replay(&txn, &office_key, request_id, &fingerprint).await? {
-            drop(txn);
-            return self.ticket_by_id(&office_key, &previous).await;
-        }
-        let category = self.category(&office_key, &category_key)?;
-
-        // The day's counter row: created on the first issue, with the issue
-        // count incremented and the number advanced to the usual next one
-        // in the same statement. Over the quota, the error rolls both back.
-        let max_number = Ord::max(office.max_number, 1);
-        let last = (number_counter::Entity, number_counter::Column::LastNumber);
-        let numbers = number_counter::Entity::insert(number_counter::ActiveModel {
-            category: Set(category_key.clone()),
-            business_day: Set(day.ordinal()),
-            last_number: Set(1),
-            issued_count: Set(1),
-        })
-        .on_conflict(
-            OnConflict::columns([
-                number_counter::Column::Category,
-                number_counter::Column::BusinessDay,
-            ])
-            .value(
-                number_counter::Column::IssuedCount,
-                Expr::col((number_counter::Entity, number_counter::Column::IssuedCount)).add(1),
-            )
-            .value(
-                number_counter::Column::LastNumber,
-                Expr::case(Expr::col(last).gte(max_number), 1).finally(Expr::col(last).add(1)),
-            )
-            .to_owned(),
-        )
-        .exec_with_returning(&txn)
-        .await?;
+        let known = self.category(&office_key, &category_key);
+        // Steps 1 and 2 up to the number: on PostgreSQL one statement
+        // (`begin_issue_on_postgres`), elsewhere (or for a category that is
+        // not known, whose error must still come after a replay) one at a
+        // time.
+        let on_postgres = txn.get_database_backend() == DbBackend::Postgres;
+        let (category, sequence, max_number, numbers, free) = match known {
+            Ok(category) if on_postgres => {
+                match begin_issue_on_postgres(&txn, &office_key, &category_key, day, request_id)
+                    .await?
+                {
+                    Begun::Replay {
+                        visit,
+                        fingerprint: stored,
+                    } => {
+                        let previous = replay_of(visit, &stored, &fingerprint)?;
+                        drop(txn);
+                        return self.ticket_by_id(&office_key, &previous).await;
+                    }
+                    Begun::Fresh {
+                        sequence,
+                        max_number,
+                        numbers,
+                        free,
+                    } => (category, sequence, max_number, numbers, Some(free)),
+                }
+            }
+            known => {
+                let office = bump_sequence(&txn, &office_key).await?;
+                if let Some(previous) = replay(&txn, &office_key, request_id, &fingerprint).await? {
+                    drop(txn);
+                    return self.ticket_by_id(&office_key, &previous).await;
+                }
+                let category = known?;
+                let numbers = advance_number(&txn, &category_key, day, office.max_number).await?;
+                (
+                    category,
+                    office.last_sequence,
+                    office.max_number,
+                    numbers,
+                    None,
+                )
+            }
+        };
+        let max_number = Ord::max(max_number, 1);
         if category.daily_quota > 0 && numbers.issued_count > category.daily_quota {
             return Err(ServiceError::ResourceExhausted {
                 reason: "DAILY_QUOTA_REACHED",
@@ -272,10 +284,15 @@ impl QueueStore {
                 ),
             });
         }
-        // Usually that number is free (one query); when it is held by a
-        // ticket still open or by a device's lease, probe on from it.
+        // Usually that number is free (one query, or none when the first
+        // statement checked); when it is held by a ticket still open or by
+        // a device's lease, probe on from it.
         let mut number = numbers.last_number;
-        if !number_free(&txn, &category_key, day, number).await? {
+        let free = match free {
+            Some(free) => free,
+            None => number_free(&txn, &category_key, day, number).await?,
+        };
+        if !free {
             let leased = leased_numbers(&txn, &category_key, day).await?;
             number = free_number(&txn, &category_key, number, max_number, &leased).await?;
             set_last_number(&txn, &category_key, day, number).await?;
@@ -1011,6 +1028,132 @@ async fn bump_sequence(
         .into_iter()
         .next()
         .ok_or_else(|| ServiceError::not_found("office", office_key))
+}
+
+/// The category's day counter after one more issue: created on the day's
+/// first, otherwise the issue count incremented and the number advanced to
+/// the usual next one (1 after `max_number`), in one statement. Over the
+/// quota, the caller's error rolls it back with the rest.
+async fn advance_number(
+    txn: &DatabaseTransaction,
+    category_key: &str,
+    day: BusinessDay,
+    max_number: i32,
+) -> Result<number_counter::Model, ServiceError> {
+    let max_number = Ord::max(max_number, 1);
+    let last = (number_counter::Entity, number_counter::Column::LastNumber);
+    Ok(number_counter::Entity::insert(number_counter::ActiveModel {
+        category: Set(category_key.to_owned()),
+        business_day: Set(day.ordinal()),
+        last_number: Set(1),
+        issued_count: Set(1),
+    })
+    .on_conflict(
+        OnConflict::columns([
+            number_counter::Column::Category,
+            number_counter::Column::BusinessDay,
+        ])
+        .value(
+            number_counter::Column::IssuedCount,
+            Expr::col((number_counter::Entity, number_counter::Column::IssuedCount)).add(1),
+        )
+        .value(
+            number_counter::Column::LastNumber,
+            Expr::case(Expr::col(last).gte(max_number), 1).finally(Expr::col(last).add(1)),
+        )
+        .to_owned(),
+    )
+    .exec_with_returning(txn)
+    .await?)
+}
+
+/// How an issue began on PostgreSQL ([`begin_issue_on_postgres`]).
+enum Begun {
+    /// The request id was used before, for `visit` by a request with
+    /// `fingerprint`; what was written is rolled back with the transaction.
+    Replay { visit: String, fingerprint: String },
+    /// A new ticket: the office's new sequence and highest number, the
+    /// category's day counter after this issue, and whether its number is
+    /// free (no open ticket and no unimported lease holds it).
+    Fresh {
+        sequence: i64,
+        max_number: i32,
+        numbers: number_counter::Model,
+        free: bool,
+    },
+}
+
+/// An issue's first round trip on PostgreSQL, what [`bump_sequence`],
+/// [`replay`], [`advance_number`] and [`number_free`] do one by one
+/// elsewhere: data-modifying CTEs take the office's lock and next sequence,
+/// then advance the day counter (in that order, as every writer locks);
+/// the outer query looks up the request id and probes the new number. Four
+/// round trips become one; the transaction stays open for the rows.
+async fn begin_issue_on_postgres(
+    txn: &DatabaseTransaction,
+    office_key: &str,
+    category_key: &str,
+    day: BusinessDay,
+    request_id: Option<Uuid>,
+) -> Result<Begun, ServiceError> {
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        let holds = HOLDS_NUMBER.map(|s| s.to_string()).join(", ");
+        format!(
+            "WITH bumped AS (\
+               UPDATE queue_offices SET last_sequence = last_sequence + 1 \
+               WHERE name = $1 RETURNING last_sequence, max_number), \
+             numbers AS (\
+               INSERT INTO queue_number_counters AS c \
+                 (category, business_day, last_number, issued_count) \
+               SELECT $2, $3, 1, 1 FROM bumped \
+               ON CONFLICT (category, business_day) DO UPDATE SET \
+                 issued_count = c.issued_count + 1, \
+                 last_number = CASE \
+                   WHEN c.last_number >= (SELECT GREATEST(max_number, 1) FROM bumped) THEN 1 \
+                   ELSE c.last_number + 1 END \
+               RETURNING last_number, issued_count) \
+             SELECT b.last_sequence, b.max_number, n.last_number, n.issued_count, \
+               r.visit_id AS prior_visit, r.fingerprint AS prior_fingerprint, \
+               NOT EXISTS (SELECT 1 FROM queue_visits v \
+                           WHERE v.issue_category = $2 AND v.number = n.last_number \
+                             AND v.state IN ({holds})) \
+               AND NOT EXISTS (SELECT 1 FROM queue_leased_numbers x \
+                               WHERE x.category = $2 AND x.business_day = $3 \
+                                 AND x.number = n.last_number AND x.visit_id IS NULL) AS free \
+             FROM bumped b CROSS JOIN numbers n \
+             LEFT JOIN queue_requests r ON r.office = $1 AND r.request_id = $4"
+        )
+    });
+    let row = txn
+        .query_one_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            SQL.as_str(),
+            [
+                office_key.into(),
+                category_key.into(),
+                day.ordinal().into(),
+                request_id.map(|id| id.to_string()).into(),
+            ],
+        ))
+        .await?
+        .ok_or_else(|| ServiceError::not_found("office", office_key))?;
+    if let Some(visit) = row.try_get::<Option<String>>("", "prior_visit")? {
+        return Ok(Begun::Replay {
+            visit,
+            fingerprint: row.try_get("", "prior_fingerprint")?,
+        });
+    }
+    Ok(Begun::Fresh {
+        sequence: row.try_get("", "last_sequence")?,
+        max_number: row.try_get("", "max_number")?,
+        numbers: number_counter::Model {
+            category: category_key.to_owned(),
+            business_day: day.ordinal(),
+            last_number: row.try_get("", "last_number")?,
+            issued_count: row.try_get("", "issued_count")?,
+        },
+        free: row.try_get("", "free")?,
+    })
 }
 
 /// The first number after `last` that no active ticket of the category
