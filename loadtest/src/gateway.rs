@@ -79,7 +79,7 @@ impl Floor {
                     .await
                     .map_err(|_| anyhow::anyhow!("no ticket printed in time"))?
                     .ok_or_else(|| anyhow::anyhow!("printer simulator stopped"))?;
-                Ok(())
+                Ok(None)
             }
         })
         .await

@@ -115,13 +115,16 @@ fn issue(category: &str) -> pb::IssueTicketRequest {
 }
 
 /// Runs `requests` at `rate`/s, open loop, and returns latencies in µs
-/// measured from each request's send time, the count of errors by status,
+/// measured from each request's send time to its completion — the instant
+/// the request reports (`Some`) when its outcome was observed by a device
+/// before the future could finish, else when the future finished — the
+/// count of errors by status,
 /// and the generator's worst lag behind its schedule (if that grows, the
 /// generator, not the server, was the bottleneck and the run is void).
 async fn open_loop<F, Fut>(rate: u32, seconds: u32, request: F) -> anyhow::Result<Run>
 where
     F: Fn(u64) -> Fut,
-    Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
+    Fut: Future<Output = anyhow::Result<Option<Instant>>> + Send + 'static,
 {
     let histogram = Arc::new(Mutex::new(Histogram::<u64>::new_with_bounds(
         1, 60_000_000, 3,
@@ -142,7 +145,11 @@ where
         tasks.push(tokio::spawn(async move {
             let sent = Instant::now();
             let result = future.await;
-            let micros = sent.elapsed().as_micros() as u64;
+            let done = match &result {
+                Ok(Some(observed)) => *observed,
+                _ => Instant::now(),
+            };
+            let micros = done.saturating_duration_since(sent).as_micros() as u64;
             if let Err(error) = result {
                 let key = match error.downcast_ref::<tonic::Status>() {
                     Some(status) => format!("{:?}: {}", status.code(), status.message()),
@@ -291,7 +298,7 @@ async fn main() -> anyhow::Result<()> {
                     service: String::new(),
                 })
                 .await?;
-            Ok(())
+            Ok(None)
         }
     })
     .await?;
@@ -301,7 +308,7 @@ async fn main() -> anyhow::Result<()> {
         let mut client = client.clone();
         async move {
             client.issue_ticket(issue("issue")).await?;
-            Ok(())
+            Ok(None)
         }
     })
     .await?;
@@ -344,11 +351,16 @@ async fn main() -> anyhow::Result<()> {
                 .into_inner()
                 .ticket
                 .context("backlog ran dry")?;
-            // Through the gateway: done when the board shows the number.
-            if let Some((boards, unit)) = board {
-                boards.wait_for(unit, &ticket.display_number).await?;
+            // Through the gateway: done when the board simulator applied
+            // the frame with the number, which may be before the call's
+            // response reached this client (the metric is send → board;
+            // the response's way back is not part of it).
+            match board {
+                Some((boards, unit)) => {
+                    Ok(Some(boards.wait_for(unit, &ticket.display_number).await?))
+                }
+                None => Ok(None),
             }
-            Ok(())
         }
     })
     .await?;
@@ -360,6 +372,16 @@ async fn main() -> anyhow::Result<()> {
         "CallNext"
     };
     report(label, &calls);
+    if let Some(queue) = &server.queue {
+        // How the calls found their ticket: from the line's window (the
+        // write alone), by reading first, after a stale window, or under
+        // the office's lock.
+        let paths = queue.store().call_paths();
+        println!(
+            "{:<12} window={} read={} stale={} locked={}",
+            "  paths", paths.window, paths.read, paths.stale, paths.locked
+        );
+    }
     if let Some(floor) = floor {
         let presses = floor.press_phase(args.press_rate, args.seconds).await?;
         report("button→ticket", &presses);
