@@ -15,7 +15,8 @@
 //! write including the sequence increment: no partial writes, no gaps.
 //!
 //! `IssueTicket` on PostgreSQL takes steps 1 and 2 up to its number in one
-//! statement (`begin_issue_on_postgres`).
+//! statement (`begin_issue_on_postgres`), and writes its rows, notifies and
+//! reads its wait estimate in a second (`insert_ticket`).
 //!
 //! `CallNext` reads first and writes once, conditional on the office's
 //! sequence not having moved, and keeps the next heads of the lines it read
@@ -347,25 +348,34 @@ impl QueueStore {
             visit_id: id.clone(),
             created_at: micros(now),
         });
-        insert_ticket(&txn, &self.bus, &record, &event, remembered.as_ref()).await?;
-        // On SQLite the one connection is already held, so the wait is read
-        // inside the transaction instead of through two more acquisitions;
-        // on PostgreSQL after the commit, so the office row's lock is not
-        // held for it.
-        let waited = if txn.get_database_backend() == DbBackend::Sqlite {
-            Some(self.with_wait_on(&txn, record.clone()).await?)
+        // The wait is read inside the transaction, before the commit: on
+        // PostgreSQL in the same statement as the rows, on SQLite (whose
+        // one connection the transaction holds) in the next execution.
+        let (since, default_minutes) = self.estimate_basis(&office_key, &record.legs[0].category);
+        let rows = insert_ticket(
+            &txn,
+            &self.bus,
+            &record,
+            &event,
+            remembered.as_ref(),
+            on_postgres.then_some(since),
+        )
+        .await?;
+        let ticket = if on_postgres {
+            let (ahead, estimate) = read_estimate(&rows, default_minutes)?;
+            let mut ticket = record.to_proto();
+            ticket.people_ahead = ahead;
+            ticket.wait_estimate = Some(crate::ticket::wait_estimate(estimate));
+            ticket
         } else {
-            None
+            self.with_wait_on(&txn, record).await?
         };
         txn.commit().await?;
         // Published in turn, so this process's followers see its events in
         // order and need not read the log back.
         self.bus.publish([event]);
         drop(turn);
-        match waited {
-            Some(ticket) => Ok(ticket),
-            None => self.with_wait(record).await,
-        }
+        Ok(ticket)
     }
 
     /// Calls the next ticket to a counter the way every write did before
@@ -741,46 +751,35 @@ impl QueueStore {
         category_key: &str,
         whom: WaitFor<'_>,
     ) -> Result<(u32, Estimate), ServiceError> {
-        let now = self.now();
-        let (open_minutes, default_minutes) = {
-            let catalog = self.read_catalog();
-            let open = catalog.open_minutes.get(office_key).copied().unwrap_or(30);
-            let default = catalog
-                .categories
-                .get(category_key)
-                .map_or(5, |c| c.default_service_minutes);
-            (open, default)
-        };
-        let since = micros(now - Duration::minutes(open_minutes));
+        let (since, default_minutes) = self.estimate_basis(office_key, category_key);
+        let mut values = Vec::new();
+        let sql = estimate_sql(category_key, since, whom, &mut values);
         let rows = db
-            .query_all_raw(estimate_statement(
+            .query_all_raw(Statement::from_sql_and_values(
                 db.get_database_backend(),
-                category_key,
-                since,
-                whom,
+                sql,
+                values,
             ))
             .await?;
-        // The counts repeat on every row; there is always at least one.
-        let (ahead, open_counters): (i64, i64) = match rows.first() {
-            Some(row) => (row.try_get("", "ahead")?, row.try_get("", "open_counters")?),
-            None => (0, 0),
-        };
-        let mut recent_services = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let started: Option<i64> = row.try_get("", "started_at")?;
-            let ended: Option<i64> = row.try_get("", "ended_at")?;
-            if let (Some(start), Some(end)) = (started, ended) {
-                recent_services.push(Duration::microseconds(end - start));
-            }
-        }
-        let ahead = u32::try_from(ahead).unwrap_or(u32::MAX);
-        let estimate = estimate_wait(&EstimateInput {
-            ahead,
-            open_counters: u32::try_from(open_counters).unwrap_or(u32::MAX),
-            recent_services,
-            default_service: Duration::minutes(default_minutes),
-        });
-        Ok((ahead, estimate))
+        read_estimate(&rows, default_minutes)
+    }
+
+    /// What an estimate of the category's wait reads from the catalog: the
+    /// start of the window in which a counter that called counts as open
+    /// (µs), and the service time assumed before any was measured
+    /// (minutes).
+    fn estimate_basis(&self, office_key: &str, category_key: &str) -> (i64, i64) {
+        let now = self.now();
+        let catalog = self.read_catalog();
+        let open_minutes = catalog.open_minutes.get(office_key).copied().unwrap_or(30);
+        let default_minutes = catalog
+            .categories
+            .get(category_key)
+            .map_or(5, |c| c.default_service_minutes);
+        (
+            micros(now - Duration::minutes(open_minutes)),
+            default_minutes,
+        )
     }
 
     /// Lists tickets of a day in issue order, one page at a time.
@@ -947,51 +946,80 @@ enum WaitFor<'a> {
     Newcomer,
 }
 
-/// The reads of a wait estimate as one statement: columns `ahead` and
+/// The reads of a wait estimate as one `SELECT`: columns `ahead` and
 /// `open_counters` (counters that called from the category since `since`)
 /// on every row, and one row per recent finished service (`started_at`,
-/// `ended_at`, newest first), or one row with both NULL when there is none.
-/// The order "before" is the line's: priority, then arrival.
-fn estimate_statement(
-    backend: DbBackend,
+/// `ended_at`, newest first), or one row with both NULL when there is none
+/// — never no row. The order "before" is the line's: priority, then
+/// arrival. Its values are appended to `values` and numbered after those
+/// already there, so it can end a statement that has its own.
+fn estimate_sql(
     category: &str,
     since: i64,
     whom: WaitFor<'_>,
-) -> Statement {
+    values: &mut Vec<sea_orm::Value>,
+) -> String {
     const _: () = assert!(VisitState::Waiting as i16 == 1);
-    let mut values: Vec<sea_orm::Value> = vec![
-        category.to_owned().into(),
-        category.to_owned().into(),
-        since.into(),
-    ];
+    let mut param = |value: sea_orm::Value| {
+        values.push(value);
+        format!("${}", values.len())
+    };
+    let waiting_category = param(category.to_owned().into());
     let before = match whom {
         WaitFor::Newcomer => String::new(),
-        WaitFor::Leg(leg) => {
-            values.extend([
-                leg.priority_rank.into(),
-                leg.priority_rank.into(),
-                leg.arrival_sequence.into(),
-                leg.arrival_sequence.into(),
-                leg.arrival_offset.into(),
-            ]);
-            "AND (priority_rank < $4 OR (priority_rank = $5 AND (arrival_sequence < $6 \
-             OR (arrival_sequence = $7 AND arrival_offset < $8))))"
-                .to_owned()
-        }
+        WaitFor::Leg(leg) => format!(
+            "AND (priority_rank < {rank} OR (priority_rank = {rank_again} AND \
+             (arrival_sequence < {arrival} OR (arrival_sequence = {arrival_again} \
+             AND arrival_offset < {offset}))))",
+            rank = param(leg.priority_rank.into()),
+            rank_again = param(leg.priority_rank.into()),
+            arrival = param(leg.arrival_sequence.into()),
+            arrival_again = param(leg.arrival_sequence.into()),
+            offset = param(leg.arrival_offset.into()),
+        ),
     };
-    values.push(category.to_owned().into());
-    let last = values.len();
-    let sql = format!(
+    let called_category = param(category.to_owned().into());
+    let since = param(since.into());
+    let served_category = param(category.to_owned().into());
+    format!(
         "SELECT a.ahead, c.open_counters, r.started_at, r.ended_at \
          FROM (SELECT COUNT(*) AS ahead FROM queue_legs \
-               WHERE category = $1 AND state = 1 {before}) AS a \
+               WHERE category = {waiting_category} AND state = 1 {before}) AS a \
          CROSS JOIN (SELECT COUNT(DISTINCT counter) AS open_counters FROM queue_legs \
-                     WHERE category = $2 AND called_at >= $3) AS c \
+                     WHERE category = {called_category} AND called_at >= {since}) AS c \
          LEFT JOIN (SELECT started_at, ended_at FROM queue_legs \
-                    WHERE category = ${last} AND ended_at IS NOT NULL AND started_at IS NOT NULL \
+                    WHERE category = {served_category} AND ended_at IS NOT NULL \
+                      AND started_at IS NOT NULL \
                     ORDER BY ended_at DESC LIMIT {ESTIMATE_SAMPLES}) AS r ON TRUE"
-    );
-    Statement::from_sql_and_values(backend, sql, values)
+    )
+}
+
+/// Those ahead and the estimate, from the rows of [`estimate_sql`].
+fn read_estimate(
+    rows: &[sea_orm::QueryResult],
+    default_minutes: i64,
+) -> Result<(u32, Estimate), ServiceError> {
+    // The counts repeat on every row; there is always at least one.
+    let (ahead, open_counters): (i64, i64) = match rows.first() {
+        Some(row) => (row.try_get("", "ahead")?, row.try_get("", "open_counters")?),
+        None => (0, 0),
+    };
+    let mut recent_services = Vec::with_capacity(rows.len());
+    for row in rows {
+        let started: Option<i64> = row.try_get("", "started_at")?;
+        let ended: Option<i64> = row.try_get("", "ended_at")?;
+        if let (Some(start), Some(end)) = (started, ended) {
+            recent_services.push(Duration::microseconds(end - start));
+        }
+    }
+    let ahead = u32::try_from(ahead).unwrap_or(u32::MAX);
+    let estimate = estimate_wait(&EstimateInput {
+        ahead,
+        open_counters: u32::try_from(open_counters).unwrap_or(u32::MAX),
+        recent_services,
+        default_service: Duration::minutes(default_minutes),
+    });
+    Ok((ahead, estimate))
 }
 
 fn is_waiting() -> Expr {
@@ -1358,30 +1386,56 @@ async fn load_legs<C: ConnectionTrait>(
 /// followers are handed the events by `publish` after commit), one
 /// execution of the `INSERT`s on SQLite, its row count checked. `inserts`
 /// come from [`insert_sql`] with their values in `params`.
+///
+/// On PostgreSQL the statement may end in a `select` (its values in
+/// `params` too) that is read in the same round trip and whose rows are
+/// returned. It sees the database as it was before the inserts (one
+/// snapshot for the whole statement) and must return at least one row: the
+/// notification is sent once per row, and PostgreSQL delivers identical
+/// ones of a transaction once.
 async fn insert_rows(
     txn: &DatabaseTransaction,
     bus: &EventBus,
     inserts: &[String],
     mut params: Vec<sea_orm::Value>,
-) -> Result<(), ServiceError> {
+    select: Option<String>,
+) -> Result<Vec<sea_orm::QueryResult>, ServiceError> {
     let backend = txn.get_database_backend();
     if backend == DbBackend::Postgres {
         params.push(CHANNEL.into());
         params.push(bus.instance().into());
-        let ctes: Vec<String> = inserts
+        let notify = format!("pg_notify(${}, ${})", params.len() - 1, params.len());
+        let mut ctes: Vec<String> = inserts
             .iter()
             .enumerate()
             .map(|(i, insert)| format!("i{i} AS ({insert} RETURNING 1)"))
             .collect();
+        let Some(select) = select else {
+            let sql = format!("WITH {} SELECT {notify}", ctes.join(", "));
+            txn.execute_raw(Statement::from_sql_and_values(backend, sql, params))
+                .await?;
+            return Ok(Vec::new());
+        };
+        ctes.push(format!("selected AS ({select})"));
         let sql = format!(
-            "WITH {} SELECT pg_notify(${}, ${})",
-            ctes.join(", "),
-            params.len() - 1,
-            params.len()
+            "WITH {} SELECT {notify} AS notified, selected.* FROM selected",
+            ctes.join(", ")
         );
-        txn.execute_raw(Statement::from_sql_and_values(backend, sql, params))
+        let rows = txn
+            .query_all_raw(Statement::from_sql_and_values(backend, sql, params))
             .await?;
-        return Ok(());
+        if rows.is_empty() {
+            // Nothing was notified; the error rolls the inserts back.
+            return Err(ServiceError::Internal(
+                "the statement's read returned no row".into(),
+            ));
+        }
+        return Ok(rows);
+    }
+    if select.is_some() {
+        return Err(ServiceError::Internal(
+            "a read after the inserts is for PostgreSQL only".into(),
+        ));
     }
     let written = txn
         .execute_raw(Statement::from_sql_and_values(
@@ -1397,23 +1451,30 @@ async fn insert_rows(
             "{written} of {rows} rows written"
         )));
     }
-    Ok(())
+    Ok(Vec::new())
 }
 
 /// A new ticket's rows — visit, first leg, event and, with a request id,
 /// the request — in one round trip ([`insert_rows`]). Every row is known
-/// before it is written, so nothing is read back.
+/// before it is written, so nothing is read back. On PostgreSQL,
+/// `estimate` (the start of the open-counter window, µs) reads the new
+/// ticket's wait in the same round trip and returns its rows
+/// ([`estimate_sql`]; those ahead of the ticket are the same before and
+/// after its rows are written, and the office's lock keeps every other
+/// writer of the office out until commit).
 async fn insert_ticket(
     txn: &DatabaseTransaction,
     bus: &EventBus,
     record: &TicketRecord,
     event: &pb::OfficeEvent,
     request: Option<&request::Model>,
-) -> Result<(), ServiceError> {
+    estimate: Option<i64>,
+) -> Result<Vec<sea_orm::QueryResult>, ServiceError> {
     let mut params = Vec::new();
+    let leg = &record.legs[0];
     let mut inserts = vec![
         insert_sql(&record.visit, &mut params),
-        insert_sql(&record.legs[0], &mut params),
+        insert_sql(leg, &mut params),
         insert_sql(
             &event_row(record, event, record.visit.issued_at),
             &mut params,
@@ -1422,7 +1483,9 @@ async fn insert_ticket(
     if let Some(request) = request {
         inserts.push(insert_sql(request, &mut params));
     }
-    insert_rows(txn, bus, &inserts, params).await
+    let select =
+        estimate.map(|since| estimate_sql(&leg.category, since, WaitFor::Leg(leg), &mut params));
+    insert_rows(txn, bus, &inserts, params, select).await
 }
 
 /// The log's row for `event`, a change to `record` made at `created_at`.
@@ -1491,7 +1554,7 @@ async fn append_event(
     let event = office_event(record, event_type, counter, from_category, now);
     let mut params = Vec::new();
     let insert = insert_sql(&event_row(record, &event, micros(now)), &mut params);
-    insert_rows(txn, bus, &[insert], params).await?;
+    insert_rows(txn, bus, &[insert], params, None).await?;
     Ok(event)
 }
 
