@@ -351,24 +351,25 @@ impl QueueStore {
         // The wait is read inside the transaction, before the commit: on
         // PostgreSQL in the same statement as the rows, on SQLite (whose
         // one connection the transaction holds) in the next execution.
-        let (since, default_minutes) = self.estimate_basis(&office_key, &record.legs[0].category);
+        let basis = on_postgres.then(|| self.estimate_basis(&office_key, &record.legs[0].category));
         let rows = insert_ticket(
             &txn,
             &self.bus,
             &record,
             &event,
             remembered.as_ref(),
-            on_postgres.then_some(since),
+            basis.map(|(since, _)| since),
         )
         .await?;
-        let ticket = if on_postgres {
-            let (ahead, estimate) = read_estimate(&rows, default_minutes)?;
-            let mut ticket = record.to_proto();
-            ticket.people_ahead = ahead;
-            ticket.wait_estimate = Some(crate::ticket::wait_estimate(estimate));
-            ticket
-        } else {
-            self.with_wait_on(&txn, record).await?
+        let ticket = match basis {
+            Some((_, default_minutes)) => {
+                let (ahead, estimate) = read_estimate(&rows, default_minutes)?;
+                let mut ticket = record.to_proto();
+                ticket.people_ahead = ahead;
+                ticket.wait_estimate = Some(crate::ticket::wait_estimate(estimate));
+                ticket
+            }
+            None => self.with_wait_on(&txn, record).await?,
         };
         txn.commit().await?;
         // Published in turn, so this process's followers see its events in
