@@ -134,6 +134,9 @@ struct PathCounts {
     locked: AtomicU64,
 }
 
+/// One of [`PathCounts`]' counters.
+type CallPath = fn(&PathCounts) -> &AtomicU64;
+
 /// How many calls of a store found their ticket each way.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CallPaths {
@@ -172,7 +175,7 @@ impl Windows {
             .insert(lines, Window { sequence, heads });
     }
 
-    fn count(&self, path: fn(&PathCounts) -> &AtomicU64) {
+    fn count(&self, path: CallPath) {
         path(&self.paths).fetch_add(1, Ordering::Relaxed);
     }
 
@@ -214,8 +217,8 @@ struct Head {
 
 /// How one attempt ended.
 enum Attempt {
-    /// Nobody waited, or this ticket was called with this event.
-    Done(Option<Box<(pb::Ticket, pb::OfficeEvent)>>),
+    /// Nobody waited, or this ticket was called (and its event published).
+    Done(Option<Box<pb::Ticket>>),
     /// The request id was used before: the visit it called.
     Replay(String),
     /// Another writer moved the office's sequence; nothing was written.
@@ -275,29 +278,19 @@ impl QueueStore {
             && self.call_attempts > 0
         {
             let head = window.pop_head();
+            let path: CallPath = |p| &p.window;
             match self
-                .write_on_postgres(&target, request_id, head, window.heads, now)
+                .write_on_postgres(&target, request_id, head, window.heads, now, path)
                 .await?
             {
-                Attempt::Done(Some(called)) => {
-                    self.windows.count(|p| &p.window);
-                    let (ticket, event) = *called;
-                    self.bus.publish([event]);
-                    return Ok(Some(ticket));
-                }
+                Attempt::Done(Some(ticket)) => return Ok(Some(*ticket)),
                 _ => self.windows.count(|p| &p.stale),
             }
         }
         for _ in 0..self.call_attempts {
             match self.try_call_on_postgres(&target, request_id, now).await? {
                 Attempt::Done(None) => return Ok(None),
-                Attempt::Done(Some(called)) => {
-                    // The statement has committed.
-                    self.windows.count(|p| &p.read);
-                    let (ticket, event) = *called;
-                    self.bus.publish([event]);
-                    return Ok(Some(ticket));
-                }
+                Attempt::Done(Some(ticket)) => return Ok(Some(*ticket)),
                 Attempt::Replay(visit) => {
                     return self.ticket_by_id(&target.office, &visit).await.map(Some);
                 }
@@ -306,6 +299,22 @@ impl QueueStore {
         }
         self.windows.count(|p| &p.locked);
         self.call_next_locked(&target, request_id, now).await
+    }
+
+    /// After a call's write committed at `sequence`: `following` becomes
+    /// the lines' window, the call is counted as found by `path`, and this
+    /// process's followers get its event.
+    fn settle(
+        &self,
+        target: &CallTarget,
+        sequence: i64,
+        following: VecDeque<(TicketRecord, i32)>,
+        path: CallPath,
+        event: pb::OfficeEvent,
+    ) {
+        self.windows.keep(target.lines(), sequence, following);
+        self.windows.count(path);
+        self.bus.publish([event]);
     }
 
     /// How this store's calls found their ticket so far.
@@ -379,12 +388,13 @@ impl QueueStore {
             // moved and the write will not apply.
             head.record = load_legs(&self.db, head.record.visit).await?;
         }
-        self.write_on_postgres(target, request_id, *head, following, now)
+        self.write_on_postgres(target, request_id, *head, following, now, |p| &p.read)
             .await
     }
 
     /// Step 3 on PostgreSQL: the one conditional statement, which commits
-    /// by itself. If it applied, `following` becomes the lines' window.
+    /// by itself. If it applied, the call is [`settled`](Self::settle) as
+    /// found by `path`.
     async fn write_on_postgres(
         &self,
         target: &CallTarget,
@@ -392,6 +402,7 @@ impl QueueStore {
         head: Head,
         following: VecDeque<(TicketRecord, i32)>,
         now: DateTime<Utc>,
+        path: CallPath,
     ) -> Result<Attempt, ServiceError> {
         let (write, ticket, event) = Write::new(target, request_id, head, now);
         let sequence = write.sequence;
@@ -405,8 +416,8 @@ impl QueueStore {
             .await?
             .is_some();
         Ok(if applied {
-            self.windows.keep(target.lines(), sequence, following);
-            Attempt::Done(Some(Box::new((ticket, event))))
+            self.settle(target, sequence, following, path, event);
+            Attempt::Done(Some(Box::new(ticket)))
         } else {
             Attempt::Lost
         })
@@ -439,9 +450,7 @@ impl QueueStore {
             {
                 Ok(()) => {
                     txn.mark_closed();
-                    self.windows.keep(target.lines(), sequence, window.heads);
-                    self.windows.count(|p| &p.window);
-                    self.bus.publish([event]);
+                    self.settle(target, sequence, window.heads, |p| &p.window, event);
                     return Ok(Some(ticket));
                 }
                 Err(error) => {
@@ -493,9 +502,7 @@ impl QueueStore {
             return Err(e);
         }
         txn.mark_closed();
-        self.windows.keep(target.lines(), sequence, following);
-        self.windows.count(|p| &p.read);
-        self.bus.publish([event]);
+        self.settle(target, sequence, following, |p| &p.read, event);
         Ok(Some(ticket))
     }
 }
@@ -587,7 +594,7 @@ fn decode(
         return Ok(Seen::Busy(number));
     }
     let office_sequence: i64 = row.try_get("", "office_sequence")?;
-    let Some(first) = head_of(row)? else {
+    let Some((record, leg_index)) = head_of(row)? else {
         return Ok(Seen::Nobody);
     };
     // The window holds only heads whose visit has no other leg, so that it
@@ -595,8 +602,8 @@ fn decode(
     let mut following = VecDeque::with_capacity(rows.len().saturating_sub(1));
     for row in &rows[1..] {
         match head_of(row)? {
-            Some(head) if !head.needs_siblings() => {
-                following.push_back((head.record, head.leg_index));
+            Some((record, leg_index)) if !needs_siblings(&record, leg_index) => {
+                following.push_back((record, leg_index));
             }
             _ => break,
         }
@@ -604,28 +611,37 @@ fn decode(
     Ok(Seen::Head(
         Box::new(Head {
             office_sequence,
-            ..first
+            record,
+            leg_index,
         }),
         following,
     ))
 }
 
-/// The head leg and visit of one row of step 1, if it has one.
-fn head_of(row: &QueryResult) -> Result<Option<Head>, ServiceError> {
+/// The head visit (with only the head leg) and that leg's index, from one
+/// row of step 1, if it has one.
+fn head_of(row: &QueryResult) -> Result<Option<(TicketRecord, i32)>, ServiceError> {
     let (Some(leg), Some(visit)) = (
         leg::Model::from_query_result_optional(row, "l_")?,
         visit::Model::from_query_result_optional(row, "v_")?,
     ) else {
         return Ok(None);
     };
-    Ok(Some(Head {
-        office_sequence: 0,
-        leg_index: leg.leg_index,
-        record: TicketRecord {
+    let leg_index = leg.leg_index;
+    Ok(Some((
+        TicketRecord {
             visit,
             legs: vec![leg],
         },
-    }))
+        leg_index,
+    )))
+}
+
+/// Whether the visit of a head leg has other legs to read before it can be
+/// called. A first leg is the visit's only one (later legs come from
+/// transfers), so the common call needs no second read.
+fn needs_siblings(record: &TicketRecord, leg_index: i32) -> bool {
+    leg_index != 0 || record.visit.current_leg != 0
 }
 
 impl Window {
@@ -644,11 +660,9 @@ impl Window {
 }
 
 impl Head {
-    /// A first leg is the visit's only one (later legs come from
-    /// transfers), so the common call needs no second read; a later leg's
-    /// siblings are read apart.
+    /// See [`needs_siblings`]; a later leg's siblings are read apart.
     fn needs_siblings(&self) -> bool {
-        self.leg_index != 0 || self.record.visit.current_leg != 0
+        needs_siblings(&self.record, self.leg_index)
     }
 }
 

@@ -363,10 +363,8 @@ impl QueueStore {
         .await?;
         let ticket = match basis {
             Some((_, default_minutes)) => {
-                let (ahead, estimate) = read_estimate(&rows, default_minutes)?;
                 let mut ticket = record.to_proto();
-                ticket.people_ahead = ahead;
-                ticket.wait_estimate = Some(crate::ticket::wait_estimate(estimate));
+                set_wait(&mut ticket, read_estimate(&rows, default_minutes)?);
                 ticket
             }
             None => self.with_wait_on(&txn, record).await?,
@@ -727,7 +725,7 @@ impl QueueStore {
         let Some(current) = record.legs.last() else {
             return Ok(ticket);
         };
-        let (ahead, estimate) = self
+        let wait = self
             .estimate(
                 db,
                 &record.visit.office,
@@ -735,8 +733,7 @@ impl QueueStore {
                 WaitFor::Leg(current),
             )
             .await?;
-        ticket.people_ahead = ahead;
-        ticket.wait_estimate = Some(crate::ticket::wait_estimate(estimate));
+        set_wait(&mut ticket, wait);
         Ok(ticket)
     }
 
@@ -993,6 +990,12 @@ fn estimate_sql(
                       AND started_at IS NOT NULL \
                     ORDER BY ended_at DESC LIMIT {ESTIMATE_SAMPLES}) AS r ON TRUE"
     )
+}
+
+/// Puts those ahead and the wait estimate on a waiting ticket.
+fn set_wait(ticket: &mut pb::Ticket, (ahead, estimate): (u32, Estimate)) {
+    ticket.people_ahead = ahead;
+    ticket.wait_estimate = Some(crate::ticket::wait_estimate(estimate));
 }
 
 /// Those ahead and the estimate, from the rows of [`estimate_sql`].
