@@ -29,6 +29,7 @@ on_both_backends!(
     calls_after_a_read_take_the_window_in_line_order,
     an_issue_in_between_drops_the_window,
     another_replicas_write_is_caught_by_the_sequence_check,
+    a_refilled_window_is_caught_by_another_replicas_write,
     a_window_call_at_a_busy_counter_is_refused,
     a_retried_call_replays_instead_of_calling_from_the_window,
 );
@@ -300,8 +301,9 @@ async fn call_at(store: &QueueStore, id: u32) -> pb::Ticket {
 
 /// Twelve waiting, every fourth with priority, called one after another at
 /// twelve counters: the line order (priority first, then arrival), with
-/// two reads — the first call's read brings the next seven heads, the
-/// ninth the last three — and every other call made by its write alone.
+/// one read — the first call's read brings the next seven heads, and the
+/// eighth call's write, which empties that window, reads the last four
+/// itself — and every other call made by its write alone.
 async fn calls_after_a_read_take_the_window_in_line_order(backend: Backend) {
     let (stores, _dir) = stores_on(backend, None, 1).await;
     let store = &stores[0];
@@ -320,7 +322,7 @@ async fn calls_after_a_read_take_the_window_in_line_order(backend: Backend) {
     }
     assert_eq!(called, line);
     let paths = store.call_paths();
-    assert_eq!((paths.read, paths.window, paths.stale), (2, 10, 0));
+    assert_eq!((paths.read, paths.window, paths.stale), (1, 11, 0));
     // What the window's calls stored and logged is what a read's call
     // would have: each ticket called, one event each, no gap.
     let events = store
@@ -389,6 +391,38 @@ async fn another_replicas_write_is_caught_by_the_sequence_check(backend: Backend
         .unwrap_or_else(|e| panic!("{e}"));
     let sequences: Vec<u64> = events.iter().map(|e| e.sequence).collect();
     assert_eq!(sequences, (1..=9).collect::<Vec<u64>>());
+}
+
+/// A window a call's write read for the calls after it (the window before
+/// ran dry) is as current as one a read brought: another replica's
+/// priority ticket, issued after it, is caught by the sequence check and
+/// called first, and the line goes on in order.
+async fn a_refilled_window_is_caught_by_another_replicas_write(backend: Backend) {
+    let (stores, _dir) = stores_on(backend, None, 2).await;
+    let (here, there) = (&stores[0], &stores[1]);
+    let mut waiting = Vec::new();
+    for _ in 0..11 {
+        waiting.push(issue_certificate(here, false).await);
+    }
+    // One read (eight heads), then seven calls from its window; the last
+    // of them reads the three heads left.
+    for (id, ticket) in COUNTERS.zip(&waiting[..8]) {
+        assert_eq!(call_at(here, id).await.name, ticket.name);
+    }
+    assert_eq!((here.call_paths().read, here.call_paths().window), (1, 7));
+    let urgent = issue_certificate(there, true).await;
+    assert_eq!(call_at(here, 18).await.name, urgent.name);
+    for (id, ticket) in (19..).zip(&waiting[8..]) {
+        assert_eq!(call_at(here, id).await.name, ticket.name);
+    }
+    let paths = here.call_paths();
+    assert_eq!((paths.read, paths.window, paths.stale), (2, 10, 1));
+    let events = here
+        .events_after(OFFICE, 0, 100)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let sequences: Vec<u64> = events.iter().map(|e| e.sequence).collect();
+    assert_eq!(sequences, (1..=24).collect::<Vec<u64>>());
 }
 
 /// A counter that still has its ticket open calls again while a window is

@@ -39,7 +39,10 @@
 //! the call reads as usual; so a window can only save a read, never call
 //! the wrong ticket. A window is dropped unread as soon as this process
 //! published an event past its sequence; another replica's write is caught
-//! by the sequence check.
+//! by the sequence check. A write that leaves nothing to follow its call
+//! reads the next heads itself (see [`Write::postgres`] and
+//! [`Write::sqlite`]), so while nothing else writes to the office, only
+//! the first call of the lines reads.
 //!
 //! SQLite has one connection and no data-modifying CTEs. The call holds
 //! that connection and spends two hand-offs to its thread: `BEGIN
@@ -406,21 +409,27 @@ impl QueueStore {
     ) -> Result<Attempt, ServiceError> {
         let (write, ticket, event) = Write::new(target, request_id, head, now);
         let sequence = write.sequence;
+        // With nothing left to follow this call, the write reads the next
+        // heads itself (see `Write::postgres`), so the call after it needs
+        // no read either.
+        let refill = following.is_empty().then_some(target.categories.as_slice());
         // No row: the sequence moved, or (from a window) the counter has a
         // ticket open or the request id was used. (The same request id sent
         // twice at once cannot both pass the sequence check; the loser
         // reads again and replays.)
-        let applied = self
+        let rows = self
             .db
-            .query_one_raw(write.postgres(self.bus.instance()))
-            .await?
-            .is_some();
-        Ok(if applied {
-            self.settle(target, sequence, following, path, event);
-            Attempt::Done(Some(Box::new(ticket)))
-        } else {
-            Attempt::Lost
-        })
+            .query_all_raw(write.postgres(self.bus.instance(), refill))
+            .await?;
+        if rows.is_empty() {
+            return Ok(Attempt::Lost);
+        }
+        let following = match refill {
+            Some(_) => refilled(&rows),
+            None => following,
+        };
+        self.settle(target, sequence, following, path, event);
+        Ok(Attempt::Done(Some(Box::new(ticket))))
     }
 
     /// The call on SQLite's one connection, held for the whole call:
@@ -443,14 +452,22 @@ impl QueueStore {
             let head = window.pop_head();
             let (write, ticket, event) = Write::new(target, request_id, head, now);
             let sequence = write.sequence;
-            let (sql, values) = write.sqlite();
+            let refill = window
+                .heads
+                .is_empty()
+                .then_some(target.categories.as_slice());
+            let (sql, values) = write.sqlite(refill);
             match txn
-                .execute(&format!("BEGIN IMMEDIATE; {sql}"), values)
+                .fetch_all(&format!("BEGIN IMMEDIATE; {sql}"), values)
                 .await
             {
-                Ok(()) => {
+                Ok(rows) => {
                     txn.mark_closed();
-                    self.settle(target, sequence, window.heads, |p| &p.window, event);
+                    let following = match refill {
+                        Some(_) => refilled(rows.get(1..).unwrap_or_default()),
+                        None => window.heads,
+                    };
+                    self.settle(target, sequence, following, |p| &p.window, event);
                     return Ok(Some(ticket));
                 }
                 Err(error) => {
@@ -496,12 +513,20 @@ impl QueueStore {
         }
         let (write, ticket, event) = Write::new(target, request_id, *head, now);
         let sequence = write.sequence;
-        let (sql, values) = write.sqlite();
-        if let Err(e) = txn.execute(&sql, values).await {
-            txn.finish("ROLLBACK").await?;
-            return Err(e);
-        }
+        let refill = following.is_empty().then_some(target.categories.as_slice());
+        let (sql, values) = write.sqlite(refill);
+        let rows = match txn.fetch_all(&sql, values).await {
+            Ok(rows) => rows,
+            Err(e) => {
+                txn.finish("ROLLBACK").await?;
+                return Err(e);
+            }
+        };
         txn.mark_closed();
+        let following = match refill {
+            Some(_) => refilled(rows.get(1..).unwrap_or_default()),
+            None => following,
+        };
         self.settle(target, sequence, following, |p| &p.read, event);
         Ok(Some(ticket))
     }
@@ -513,11 +538,6 @@ impl QueueStore {
 /// visit, with their columns prefixed `l_` and `v_` — one row per head in
 /// line order (the office's columns repeat), or one row without a head.
 fn read_statement(target: &CallTarget, request_id: Option<Uuid>) -> (String, Vec<Value>) {
-    static COLUMNS: LazyLock<String> = LazyLock::new(|| {
-        let legs = leg::Column::iter().map(|c| format!("l.{0} AS l_{0}", c.as_str()));
-        let visits = visit::Column::iter().map(|c| format!("v.{0} AS v_{0}", c.as_str()));
-        legs.chain(visits).collect::<Vec<_>>().join(", ")
-    });
     const _: () = assert!(VisitState::Waiting as i16 == 1);
     const _: () = assert!(VisitState::Called as i16 == 2 && VisitState::Serving as i16 == 3);
     let mut values: Vec<Value> = vec![target.office.clone().into(), target.counter.clone().into()];
@@ -542,18 +562,7 @@ fn read_statement(target: &CallTarget, request_id: Option<Uuid>) -> (String, Vec
             String::new(),
         ),
     };
-    let first = values.len() + 1;
-    values.extend(target.categories.iter().cloned().map(Value::from));
-    let categories = match target.categories.len() {
-        1 => format!("= ${first}"),
-        _ => {
-            let list: Vec<String> = (first..=values.len()).map(|n| format!("${n}")).collect();
-            format!("IN ({})", list.join(", "))
-        }
-    };
-    // The heads: the partial index of waiting legs (`state = 1` must be a
-    // literal for either planner to use it), an ordered scan that stops
-    // after WINDOW rows for one category.
+    let heads = heads_join(&mut values, &target.categories, "");
     let sql = format!(
         "SELECT o.last_sequence AS office_sequence, \
            (SELECT b.display_number FROM queue_visits b \
@@ -561,17 +570,50 @@ fn read_statement(target: &CallTarget, request_id: Option<Uuid>) -> (String, Vec
            {replay_columns}, {columns} \
          FROM queue_offices o \
          {replay} \
-         LEFT JOIN (SELECT visit_id, leg_index FROM queue_legs \
-                    WHERE category {categories} AND state = 1 \
+         {heads} \
+         WHERE o.name = $1 \
+         ORDER BY l.priority_rank, l.arrival_sequence, l.arrival_offset",
+        columns = head_columns(),
+    );
+    (sql, values)
+}
+
+/// The columns of a head's leg and visit, prefixed `l_` and `v_`, as
+/// [`head_of`] reads them.
+fn head_columns() -> &'static str {
+    static COLUMNS: LazyLock<String> = LazyLock::new(|| {
+        let legs = leg::Column::iter().map(|c| format!("l.{0} AS l_{0}", c.as_str()));
+        let visits = visit::Column::iter().map(|c| format!("v.{0} AS v_{0}", c.as_str()));
+        legs.chain(visits).collect::<Vec<_>>().join(", ")
+    });
+    COLUMNS.as_str()
+}
+
+/// The joins that add the first [`WINDOW`] heads of the lines of
+/// `categories` (bound as the next parameters in `values`) as `l` (leg)
+/// and `v` (visit), one row per head, to a statement's single row; `also`
+/// is a further condition on the waiting leg. The heads come from the
+/// partial index of waiting legs (`state = 1` must be a literal for either
+/// planner to use it), an ordered scan that stops after `WINDOW` rows for
+/// one category.
+fn heads_join(values: &mut Vec<Value>, categories: &[String], also: &str) -> String {
+    let first = values.len() + 1;
+    values.extend(categories.iter().cloned().map(Value::from));
+    let categories = match categories.len() {
+        1 => format!("= ${first}"),
+        _ => {
+            let list: Vec<String> = (first..=values.len()).map(|n| format!("${n}")).collect();
+            format!("IN ({})", list.join(", "))
+        }
+    };
+    format!(
+        "LEFT JOIN (SELECT visit_id, leg_index FROM queue_legs \
+                    WHERE category {categories} AND state = 1{also} \
                     ORDER BY priority_rank, arrival_sequence, arrival_offset \
                     LIMIT {WINDOW}) AS h ON TRUE \
          LEFT JOIN queue_legs l ON l.visit_id = h.visit_id AND l.leg_index = h.leg_index \
-         LEFT JOIN queue_visits v ON v.id = l.visit_id \
-         WHERE o.name = $1 \
-         ORDER BY l.priority_rank, l.arrival_sequence, l.arrival_offset",
-        columns = COLUMNS.as_str(),
-    );
-    (sql, values)
+         LEFT JOIN queue_visits v ON v.id = l.visit_id"
+    )
 }
 
 /// What step 1's rows say.
@@ -597,17 +639,7 @@ fn decode(
     let Some((record, leg_index)) = head_of(row)? else {
         return Ok(Seen::Nobody);
     };
-    // The window holds only heads whose visit has no other leg, so that it
-    // needs no further read; it ends before the first that has.
-    let mut following = VecDeque::with_capacity(rows.len().saturating_sub(1));
-    for row in &rows[1..] {
-        match head_of(row)? {
-            Some((record, leg_index)) if !needs_siblings(&record, leg_index) => {
-                following.push_back((record, leg_index));
-            }
-            _ => break,
-        }
-    }
+    let following = following_heads(&rows[1..])?;
     Ok(Seen::Head(
         Box::new(Head {
             office_sequence,
@@ -616,6 +648,32 @@ fn decode(
         }),
         following,
     ))
+}
+
+/// The window in `rows` (heads in line order, columns as in
+/// [`read_statement`]). It holds only heads whose visit has no other leg,
+/// so that it needs no further read, and ends before the first that has.
+fn following_heads(rows: &[QueryResult]) -> Result<VecDeque<(TicketRecord, i32)>, ServiceError> {
+    let mut following = VecDeque::with_capacity(rows.len());
+    for row in rows {
+        match head_of(row)? {
+            Some((record, leg_index)) if !needs_siblings(&record, leg_index) => {
+                following.push_back((record, leg_index));
+            }
+            _ => break,
+        }
+    }
+    Ok(following)
+}
+
+/// The window a call's write read for the calls after it, from the rows
+/// that carry it. The call has committed by then, so a row that does not
+/// decode costs the next call a read, not this call its answer.
+fn refilled(rows: &[QueryResult]) -> VecDeque<(TicketRecord, i32)> {
+    following_heads(rows).unwrap_or_else(|error| {
+        tracing::warn!(%error, "call: the refilled window did not decode; the next call reads");
+        VecDeque::new()
+    })
 }
 
 /// The head visit (with only the head leg) and that leg's index, from one
@@ -702,17 +760,6 @@ impl RawTransaction {
             .await
             .map_err(sqlx_error)?;
         Ok(rows.into_iter().map(QueryResult::from).collect())
-    }
-
-    /// Runs `sql`, which may open the transaction, for its effects.
-    async fn execute(&mut self, sql: &str, values: Vec<Value>) -> Result<(), ServiceError> {
-        self.open = true;
-        let query = bind(sqlx::query(sqlx::AssertSqlSafe(sql)), values)?;
-        query
-            .execute(&mut **self.connection()?)
-            .await
-            .map_err(sqlx_error)?;
-        Ok(())
     }
 
     /// The legs of a visit, in order.
@@ -881,8 +928,20 @@ impl Write {
 
     /// One statement: each part runs only on the previous part's rows, so
     /// a moved sequence writes nothing, and the notification goes out only
-    /// with the event (delivered at commit, the statement's end).
-    fn postgres(self, instance: &str) -> Statement {
+    /// with the event (delivered at commit, the statement's end). It
+    /// returns no row if it wrote nothing, else one.
+    ///
+    /// With `refill` (the lines' categories), the row also carries the
+    /// first heads of those lines after the one called — one row per head,
+    /// columns as in [`read_statement`] — to become the lines' next window.
+    /// They are read from the statement's snapshot, taken before its
+    /// writes: the called leg still waits there and is left out by its
+    /// visit. The snapshot shows the office exactly at the sequence the
+    /// write checked: a writer that committed after it was taken moved the
+    /// office's sequence, which the update re-checks on the newest row
+    /// version (READ COMMITTED), so then nothing is written and the heads
+    /// are never used.
+    fn postgres(self, instance: &str, refill: Option<&[String]>) -> Statement {
         let guards = self.guards();
         let mut values = self.values;
         let remember = if self.remembers {
@@ -895,6 +954,14 @@ impl Write {
         values.push(CHANNEL.into());
         values.push(instance.to_owned().into());
         let (channel, tag) = (values.len() - 1, values.len());
+        let (columns, heads, order) = match refill {
+            Some(categories) => (
+                format!(", {}", head_columns()),
+                heads_join(&mut values, categories, " AND visit_id <> $7"),
+                "ORDER BY l.priority_rank, l.arrival_sequence, l.arrival_offset",
+            ),
+            None => (String::new(), String::new(), ""),
+        };
         let sql = format!(
             "WITH bumped AS (\
                UPDATE queue_offices SET last_sequence = $2 \
@@ -912,9 +979,10 @@ impl Write {
                (office, sequence, event_type, visit_id, created_at, payload) \
                SELECT $1, $2, $11, id, $6, $12 FROM visited RETURNING sequence, visit_id)\
              {remember} \
-             SELECT logged.sequence FROM logged \
+             SELECT logged.sequence AS written{columns} FROM logged \
              CROSS JOIN LATERAL (SELECT pg_notify(${channel}, ${tag}) \
-               WHERE logged.sequence IS NOT NULL) AS notified"
+               WHERE logged.sequence IS NOT NULL) AS notified \
+             {heads} {order}"
         );
         Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
     }
@@ -925,9 +993,25 @@ impl Write {
     /// last check raises an error (`json` of text that is not JSON) unless
     /// the last write did — so `COMMIT`
     /// is reached only when every row was written; otherwise the execution
-    /// stops at the error and the caller rolls back.
-    fn sqlite(self) -> (String, Vec<Value>) {
+    /// stops at the error and the caller rolls back. The check returns one
+    /// row.
+    ///
+    /// With `refill` (the lines' categories), the transaction then reads
+    /// the first heads of those lines, as they stand after the call, before
+    /// it commits: after the check's row, one row per head, columns as in
+    /// [`read_statement`] — the lines' next window.
+    fn sqlite(self, refill: Option<&[String]>) -> (String, Vec<Value>) {
         let guards = self.guards();
+        let mut values = self.values;
+        let heads = match refill {
+            Some(categories) => format!(
+                "SELECT {} FROM queue_offices o {} WHERE o.name = $1 \
+                 ORDER BY l.priority_rank, l.arrival_sequence, l.arrival_offset; ",
+                head_columns(),
+                heads_join(&mut values, categories, ""),
+            ),
+            None => String::new(),
+        };
         let remember = if self.remembers {
             "INSERT INTO queue_requests (office, request_id, fingerprint, visit_id, created_at) \
              SELECT $1, $13, $14, $7, $6 WHERE changes() = 1; "
@@ -944,9 +1028,9 @@ impl Write {
              INSERT INTO queue_events (office, sequence, event_type, visit_id, created_at, payload) \
              SELECT $1, $2, $11, $7, $6, $12 WHERE changes() = 1; {remember}\
              SELECT json(CASE WHEN changes() = 1 THEN '1' ELSE 'a write did not apply' END); \
-             COMMIT"
+             {heads}COMMIT"
         );
-        (sql, self.values)
+        (sql, values)
     }
 }
 
@@ -1008,8 +1092,8 @@ mod tests {
         assert_eq!(head.office_sequence, 1);
         head.office_sequence = 0; // as if read before the issue
         let (write, _, _) = Write::new(&target, None, *head, start);
-        let (sql, values) = write.sqlite();
-        let Err(error) = txn.execute(&sql, values).await else {
+        let (sql, values) = write.sqlite(None);
+        let Err(error) = txn.fetch_all(&sql, values).await else {
             panic!("a write that did not apply must not commit");
         };
         // Stopped by the last check, not by some other error.
