@@ -289,6 +289,18 @@ async fn cancelled_calls_leave_nothing_half_done(backend: Backend) {
     issue_certificate(store, false).await;
 }
 
+/// The office's log, checked to hold exactly the sequences `1..=last`:
+/// one event per write, none lost, none twice.
+async fn gapless_log(store: &QueueStore, last: u64) -> Vec<pb::OfficeEvent> {
+    let events = store
+        .events_after(OFFICE, 0, 100)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let sequences: Vec<u64> = events.iter().map(|e| e.sequence).collect();
+    assert_eq!(sequences, (1..=last).collect::<Vec<u64>>());
+    events
+}
+
 /// Calls `counter` `id` on `store` and returns the ticket called.
 async fn call_at(store: &QueueStore, id: u32) -> pb::Ticket {
     let counter = child(&counter(&id.to_string()), "counters");
@@ -325,12 +337,7 @@ async fn calls_after_a_read_take_the_window_in_line_order(backend: Backend) {
     assert_eq!((paths.read, paths.window, paths.stale), (1, 11, 0));
     // What the window's calls stored and logged is what a read's call
     // would have: each ticket called, one event each, no gap.
-    let events = store
-        .events_after(OFFICE, 0, 100)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let sequences: Vec<u64> = events.iter().map(|e| e.sequence).collect();
-    assert_eq!(sequences, (1..=24).collect::<Vec<u64>>());
+    let events = gapless_log(store, 24).await;
     for (event, name) in events[12..].iter().zip(&called) {
         let ticket = event.ticket.as_ref().unwrap_or_else(|| panic!("no ticket"));
         assert_eq!(&ticket.name, name);
@@ -373,56 +380,49 @@ async fn an_issue_in_between_drops_the_window(backend: Backend) {
 /// finds the office's sequence moved and applies nothing, and the call
 /// reads and takes the priority ticket. The log stays gapless.
 async fn another_replicas_write_is_caught_by_the_sequence_check(backend: Backend) {
-    let (stores, _dir) = stores_on(backend, None, 2).await;
-    let (here, there) = (&stores[0], &stores[1]);
-    let mut waiting = Vec::new();
-    for _ in 0..5 {
-        waiting.push(issue_certificate(here, false).await);
-    }
-    assert_eq!(call_at(here, 10).await.name, waiting[0].name);
-    let urgent = issue_certificate(there, true).await;
-    assert_eq!(call_at(here, 11).await.name, urgent.name);
-    assert_eq!(call_at(here, 12).await.name, waiting[1].name);
-    let paths = here.call_paths();
-    assert_eq!((paths.read, paths.window, paths.stale), (2, 1, 1));
-    let events = here
-        .events_after(OFFICE, 0, 100)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let sequences: Vec<u64> = events.iter().map(|e| e.sequence).collect();
-    assert_eq!(sequences, (1..=9).collect::<Vec<u64>>());
+    let paths = a_replica_issues_between_calls(backend, 5, 1).await;
+    assert_eq!((paths.read, paths.window, paths.stale), (2, 4, 1));
 }
 
 /// A window a call's write read for the calls after it (the window before
 /// ran dry) is as current as one a read brought: another replica's
 /// priority ticket, issued after it, is caught by the sequence check and
-/// called first, and the line goes on in order.
+/// called first, and the line goes on in order. One read brings eight
+/// heads, seven calls take them from its window and the last of those
+/// reads the three heads left.
 async fn a_refilled_window_is_caught_by_another_replicas_write(backend: Backend) {
+    let paths = a_replica_issues_between_calls(backend, 11, 8).await;
+    assert_eq!((paths.read, paths.window, paths.stale), (2, 10, 1));
+}
+
+/// `waiting` tickets issued here; `before` of them called here, then a
+/// priority ticket issued by another replica, then every ticket called
+/// here: the priority ticket first, then the rest in line, with a gapless
+/// log. Returns how this replica's calls went.
+async fn a_replica_issues_between_calls(
+    backend: Backend,
+    waiting: usize,
+    before: usize,
+) -> madoguchi_queue::storage::CallPaths {
     let (stores, _dir) = stores_on(backend, None, 2).await;
     let (here, there) = (&stores[0], &stores[1]);
-    let mut waiting = Vec::new();
-    for _ in 0..11 {
-        waiting.push(issue_certificate(here, false).await);
+    let mut line = Vec::new();
+    for _ in 0..waiting {
+        line.push(issue_certificate(here, false).await.name);
     }
-    // One read (eight heads), then seven calls from its window; the last
-    // of them reads the three heads left.
-    for (id, ticket) in COUNTERS.zip(&waiting[..8]) {
-        assert_eq!(call_at(here, id).await.name, ticket.name);
+    let mut counters = COUNTERS;
+    for i in 0..=waiting {
+        if i == before {
+            assert_eq!(here.call_paths().stale, 0);
+            line.insert(before, issue_certificate(there, true).await.name);
+        }
+        let id = counters
+            .next()
+            .unwrap_or_else(|| panic!("too few counters"));
+        assert_eq!(call_at(here, id).await.name, line[i], "call {i}");
     }
-    assert_eq!((here.call_paths().read, here.call_paths().window), (1, 7));
-    let urgent = issue_certificate(there, true).await;
-    assert_eq!(call_at(here, 18).await.name, urgent.name);
-    for (id, ticket) in (19..).zip(&waiting[8..]) {
-        assert_eq!(call_at(here, id).await.name, ticket.name);
-    }
-    let paths = here.call_paths();
-    assert_eq!((paths.read, paths.window, paths.stale), (2, 10, 1));
-    let events = here
-        .events_after(OFFICE, 0, 100)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let sequences: Vec<u64> = events.iter().map(|e| e.sequence).collect();
-    assert_eq!(sequences, (1..=24).collect::<Vec<u64>>());
+    gapless_log(here, 2 * waiting as u64 + 2).await;
+    here.call_paths()
 }
 
 /// A counter that still has its ticket open calls again while a window is
