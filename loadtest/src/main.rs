@@ -4,9 +4,13 @@
 //! temporary directory, or a fresh PostgreSQL database), optionally seeds
 //! a backlog of waiting tickets, then sends requests at a fixed rate over
 //! loopback gRPC. Open loop: each request has an intended send time on a
-//! fixed schedule and its latency is measured from that time, so a slow
-//! response delays nothing and hides nothing (no coordinated omission).
-//! Percentiles come from an HdrHistogram in microseconds.
+//! fixed schedule and runs as a task of its own, so a slow response delays
+//! no later request and hides nothing (no coordinated omission). Its
+//! latency is measured from the moment its task sends it; how far the
+//! generator fell behind the schedule (tokio's timer wakes it on
+//! millisecond ticks) is printed with each phase as its worst lag, and a
+//! run whose lag grows is void. Percentiles come from an HdrHistogram in
+//! microseconds.
 //!
 //! Example: `cargo run --release -p madoguchi-loadtest -- --backend sqlite --rate 200 --seconds 20`.
 
