@@ -108,6 +108,13 @@ impl CallTarget {
     fn lines(&self) -> String {
         format!("{}|{}", self.office, self.categories.join(","))
     }
+
+    /// The lines whose next heads a call's write reads for the calls after
+    /// it: this call's, when nothing is left to follow it (see
+    /// [`Write::postgres`], [`Write::sqlite`] and [`window_after`]).
+    fn refill(&self, following: &VecDeque<(TicketRecord, i32)>) -> Option<&[String]> {
+        following.is_empty().then_some(self.categories.as_slice())
+    }
 }
 
 /// The heads of some lines that follow the ones a call just took, as they
@@ -409,27 +416,59 @@ impl QueueStore {
     ) -> Result<Attempt, ServiceError> {
         let (write, ticket, event) = Write::new(target, request_id, head, now);
         let sequence = write.sequence;
-        // With nothing left to follow this call, the write reads the next
-        // heads itself (see `Write::postgres`), so the call after it needs
-        // no read either.
-        let refill = following.is_empty().then_some(target.categories.as_slice());
         // No row: the sequence moved, or (from a window) the counter has a
         // ticket open or the request id was used. (The same request id sent
         // twice at once cannot both pass the sequence check; the loser
         // reads again and replays.)
         let rows = self
             .db
-            .query_all_raw(write.postgres(self.bus.instance(), refill))
+            .query_all_raw(write.postgres(self.bus.instance(), target.refill(&following)))
             .await?;
         if rows.is_empty() {
             return Ok(Attempt::Lost);
         }
-        let following = match refill {
-            Some(_) => refilled(&rows),
-            None => following,
-        };
-        self.settle(target, sequence, following, path, event);
+        self.settle(
+            target,
+            sequence,
+            window_after(following, &rows),
+            path,
+            event,
+        );
         Ok(Attempt::Done(Some(Box::new(ticket))))
+    }
+
+    /// Step 3 on SQLite: the writes and `COMMIT` in one execution on the
+    /// call's connection, after `begin` (`BEGIN IMMEDIATE; ` when no read
+    /// opened the transaction). If they applied, the call is
+    /// [`settled`](Self::settle) as found by `path`; if not, the error is
+    /// returned and the caller rolls back.
+    #[allow(clippy::too_many_arguments)]
+    async fn write_on_sqlite(
+        &self,
+        txn: &mut RawTransaction,
+        begin: &str,
+        target: &CallTarget,
+        request_id: Option<Uuid>,
+        head: Head,
+        following: VecDeque<(TicketRecord, i32)>,
+        now: DateTime<Utc>,
+        path: CallPath,
+    ) -> Result<pb::Ticket, ServiceError> {
+        let (write, ticket, event) = Write::new(target, request_id, head, now);
+        let sequence = write.sequence;
+        let (sql, values) = write.sqlite(target.refill(&following));
+        let rows = txn.fetch_all(&format!("{begin}{sql}"), values).await?;
+        txn.mark_closed();
+        // The first row is the write's check (see `Write::sqlite`).
+        let heads = rows.get(1..).unwrap_or_default();
+        self.settle(
+            target,
+            sequence,
+            window_after(following, heads),
+            path,
+            event,
+        );
+        Ok(ticket)
     }
 
     /// The call on SQLite's one connection, held for the whole call:
@@ -450,26 +489,20 @@ impl QueueStore {
         let mut txn = RawTransaction::new(pool.acquire().await.map_err(sqlx_error)?);
         if let Some(mut window) = window {
             let head = window.pop_head();
-            let (write, ticket, event) = Write::new(target, request_id, head, now);
-            let sequence = write.sequence;
-            let refill = window
-                .heads
-                .is_empty()
-                .then_some(target.categories.as_slice());
-            let (sql, values) = write.sqlite(refill);
-            match txn
-                .fetch_all(&format!("BEGIN IMMEDIATE; {sql}"), values)
-                .await
-            {
-                Ok(rows) => {
-                    txn.mark_closed();
-                    let following = match refill {
-                        Some(_) => refilled(rows.get(1..).unwrap_or_default()),
-                        None => window.heads,
-                    };
-                    self.settle(target, sequence, following, |p| &p.window, event);
-                    return Ok(Some(ticket));
-                }
+            let written = self
+                .write_on_sqlite(
+                    &mut txn,
+                    "BEGIN IMMEDIATE; ",
+                    target,
+                    request_id,
+                    head,
+                    window.heads,
+                    now,
+                    |p| &p.window,
+                )
+                .await;
+            match written {
+                Ok(ticket) => return Ok(Some(ticket)),
                 Err(error) => {
                     // Did not apply (or failed): nothing of it stays, and
                     // the call reads as usual. If even the rollback fails,
@@ -511,24 +544,25 @@ impl QueueStore {
                 }
             }
         }
-        let (write, ticket, event) = Write::new(target, request_id, *head, now);
-        let sequence = write.sequence;
-        let refill = following.is_empty().then_some(target.categories.as_slice());
-        let (sql, values) = write.sqlite(refill);
-        let rows = match txn.fetch_all(&sql, values).await {
-            Ok(rows) => rows,
+        let written = self
+            .write_on_sqlite(
+                &mut txn,
+                "",
+                target,
+                request_id,
+                *head,
+                following,
+                now,
+                |p| &p.read,
+            )
+            .await;
+        match written {
+            Ok(ticket) => Ok(Some(ticket)),
             Err(e) => {
                 txn.finish("ROLLBACK").await?;
-                return Err(e);
+                Err(e)
             }
-        };
-        txn.mark_closed();
-        let following = match refill {
-            Some(_) => refilled(rows.get(1..).unwrap_or_default()),
-            None => following,
-        };
-        self.settle(target, sequence, following, |p| &p.read, event);
-        Ok(Some(ticket))
+        }
     }
 }
 
@@ -666,10 +700,18 @@ fn following_heads(rows: &[QueryResult]) -> Result<VecDeque<(TicketRecord, i32)>
     Ok(following)
 }
 
-/// The window a call's write read for the calls after it, from the rows
-/// that carry it. The call has committed by then, so a row that does not
-/// decode costs the next call a read, not this call its answer.
-fn refilled(rows: &[QueryResult]) -> VecDeque<(TicketRecord, i32)> {
+/// The lines' window after a call that was given `following`: those
+/// heads, or, if it was given none, the heads its write read for the calls
+/// after it ([`CallTarget::refill`]), from `rows`. The call has committed
+/// by then, so rows that do not decode cost the next call a read, not this
+/// call its answer.
+fn window_after(
+    following: VecDeque<(TicketRecord, i32)>,
+    rows: &[QueryResult],
+) -> VecDeque<(TicketRecord, i32)> {
+    if !following.is_empty() {
+        return following;
+    }
     following_heads(rows).unwrap_or_else(|error| {
         tracing::warn!(%error, "call: the refilled window did not decode; the next call reads");
         VecDeque::new()
