@@ -72,6 +72,20 @@ impl RunningGateway {
         while self.tasks.join_next().await.is_some() {}
     }
 
+    /// Stops every task and waits for them at most `deadline`; tasks still
+    /// running then are aborted. False when the deadline passed.
+    pub async fn shutdown_within(mut self, deadline: Duration) -> bool {
+        let _ = self.stop.send(true);
+        let drained = tokio::time::timeout(deadline, async {
+            while self.tasks.join_next().await.is_some() {}
+        })
+        .await
+        .is_ok();
+        // Dropping the set aborts whatever is left.
+        drop(self.tasks);
+        drained
+    }
+
     /// Runs the housekeeping round now (leases, import, health), instead of
     /// waiting for its timer; tests use it to avoid sleeping.
     pub async fn housekeep(&self) {

@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 
 use madoguchi_platform::clock::SharedClock;
-use tokio::io::AsyncBufReadExt;
+use tokio::sync::mpsc;
 
 use crate::app::{Overrides, RunningGateway, start};
 use crate::config::GatewayConfig;
@@ -96,11 +96,13 @@ pub async fn start_simulated(
 
 /// Runs the simulated floor in the terminal until `shutdown`: prints every
 /// ticket and board change, and turns a typed button number (and Enter)
-/// into a press on the first kiosk's panel.
+/// into a press on the first kiosk's panel. After `shutdown` the gateway
+/// drains for at most `drain`.
 pub async fn run_in_terminal(
     config: &GatewayConfig,
     clock: SharedClock,
     shutdown: impl Future<Output = ()>,
+    drain: std::time::Duration,
 ) -> anyhow::Result<()> {
     let (gateway, sims) = start_simulated(config, clock).await?;
     let mut printed_seen: HashMap<String, usize> = HashMap::new();
@@ -124,7 +126,7 @@ pub async fn run_in_terminal(
             println!("  {button}: {category}");
         }
     }
-    let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+    let mut lines = typed_lines()?;
     let mut tick = tokio::time::interval(std::time::Duration::from_millis(100));
     tokio::pin!(shutdown);
     // Stdin may be closed (`< /dev/null`, a service manager): stop reading
@@ -133,8 +135,8 @@ pub async fn run_in_terminal(
     loop {
         tokio::select! {
             () = &mut shutdown => break,
-            line = lines.next_line(), if stdin_open => {
-                let Ok(Some(line)) = line else {
+            line = lines.recv(), if stdin_open => {
+                let Some(line) = line else {
                     stdin_open = false;
                     continue;
                 };
@@ -194,8 +196,37 @@ pub async fn run_in_terminal(
             }
         }
     }
-    gateway.shutdown().await;
+    if !gateway.shutdown_within(drain).await {
+        tracing::warn!(
+            ?drain,
+            "gateway tasks still running after the drain deadline"
+        );
+    }
     Ok(())
+}
+
+/// The lines typed on standard input, read on a thread of its own.
+///
+/// A read blocked on a terminal or an open pipe cannot be cancelled.
+/// `tokio::io::stdin` runs it on the runtime's blocking pool, and a runtime
+/// shutting down waits for its blocking threads, so Ctrl-C or SIGTERM would
+/// wait for the next Enter (issue #23). The process does not wait for this
+/// detached thread when `main` returns; it ends at end of file or when the
+/// receiver is gone.
+fn typed_lines() -> std::io::Result<mpsc::Receiver<String>> {
+    use std::io::BufRead;
+    let (tx, rx) = mpsc::channel(16);
+    std::thread::Builder::new()
+        .name("stdin".into())
+        .spawn(move || {
+            for line in std::io::stdin().lock().lines() {
+                let Ok(line) = line else { break };
+                if tx.blocking_send(line).is_err() {
+                    break;
+                }
+            }
+        })?;
+    Ok(rx)
 }
 
 /// What a simulated board shows, as text: `A012`, or `(blank)`; `(off)`

@@ -7,6 +7,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
@@ -33,6 +34,10 @@ struct Args {
     simulate: bool,
 }
 
+/// How long the gateway's tasks get to finish after SIGINT or SIGTERM
+/// (a print in progress, the outbox's last write) before they are aborted.
+const DRAIN_DEADLINE: Duration = Duration::from_secs(5);
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
@@ -46,8 +51,12 @@ async fn main() -> anyhow::Result<()> {
     let config = GatewayConfig::load(&args.config)
         .with_context(|| format!("loading {}", args.config.display()))?;
     let clock: SharedClock = Arc::new(SystemClock);
+    // Installed before anything starts, so a signal that comes early is
+    // not the default action (which kills the process without draining).
+    let shutdown = shutdown_signal()?;
     if args.simulate {
-        return madoguchi_gateway::floor::run_in_terminal(&config, clock, shutdown_signal()).await;
+        return madoguchi_gateway::floor::run_in_terminal(&config, clock, shutdown, DRAIN_DEADLINE)
+            .await;
     }
     let gateway = madoguchi_gateway::app::start(&config, clock, Default::default()).await?;
     tracing::info!(
@@ -55,29 +64,32 @@ async fn main() -> anyhow::Result<()> {
         lines = gateway.lines.len(),
         "gateway running"
     );
-    shutdown_signal().await;
-    gateway.shutdown().await;
+    shutdown.await;
+    if !gateway.shutdown_within(DRAIN_DEADLINE).await {
+        tracing::warn!(deadline = ?DRAIN_DEADLINE, "gateway tasks still running after the drain deadline");
+    }
     Ok(())
 }
 
-/// SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+/// SIGINT or SIGTERM. The handlers are installed when this is called, not
+/// when the future is first polled.
+#[cfg(unix)]
+fn shutdown_signal() -> std::io::Result<impl Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = term => {}
-    }
+    })
+}
+
+/// Ctrl-C.
+#[cfg(not(unix))]
+fn shutdown_signal() -> std::io::Result<impl Future<Output = ()>> {
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
 }
