@@ -10,7 +10,7 @@ use madoguchi_proto::queue::v1 as q;
 use madoguchi_proto::queue::v1::queue_service_client::QueueServiceClient;
 use tonic::Code;
 use tonic::metadata::{Ascii, MetadataValue};
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 /// Channels to the identity and queue services.
 #[derive(Debug, Clone)]
@@ -62,12 +62,13 @@ fn peer_error(status: tonic::Status, field: &str, what: &'static str) -> Service
 
 impl Peers {
     /// Lazy channels to `identity_url` and `queue_url` (connected on first
-    /// use, so one process can name itself before it listens).
+    /// use, so one process can name itself before it listens);
+    /// `dns:///host:port` spreads requests over every replica (see
+    /// `madoguchi_platform::channel`).
     pub fn new(identity_url: &str, queue_url: &str) -> Result<Self, ServiceError> {
         let channel = |url: &str| {
-            Endpoint::from_shared(url.to_owned())
-                .map(|e| e.connect_lazy())
-                .map_err(|e| ServiceError::Internal(format!("peer address {url}: {e}")))
+            madoguchi_platform::channel::lazy_channel(url, |e| e.tcp_nodelay(true))
+                .map_err(|e| ServiceError::Internal(format!("peer address {e}")))
         };
         Ok(Self {
             identity: channel(identity_url)?,

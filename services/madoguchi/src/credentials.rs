@@ -64,7 +64,8 @@ pub fn load_or_create(
     load(&file)
 }
 
-fn load(file: &Path) -> anyhow::Result<Vec<TokenConfig>> {
+/// Reads a file of `[[tokens]]` (this module's format).
+pub fn load(file: &Path) -> anyhow::Result<Vec<TokenConfig>> {
     let text =
         std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
     let parsed: File =

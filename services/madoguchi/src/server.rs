@@ -42,6 +42,38 @@ pub enum ServiceSelection {
     Pos,
 }
 
+impl ServiceSelection {
+    /// True for the one-service selections a cluster runs as Deployments:
+    /// such a process is one replica among several, so anything replicas
+    /// must share (tokens, the My Number key, the status-URL secret) has
+    /// to be given, never generated into its own data directory.
+    pub fn is_replicated(self) -> bool {
+        !matches!(self, Self::All | Self::Floor)
+    }
+}
+
+/// Reads the site file; a missing one names the settings that point to it
+/// (a server started outside the repository finds no `sites/` there).
+fn load_site(path: &std::path::Path) -> anyhow::Result<Site> {
+    match Site::load(path) {
+        Err(madoguchi_platform::site::SiteError::Read { source, .. })
+            if source.kind() == std::io::ErrorKind::NotFound =>
+        {
+            let cwd = std::env::current_dir()
+                .map(|d| d.display().to_string())
+                .unwrap_or_else(|_| "?".into());
+            anyhow::bail!(
+                "site file {} not found (relative paths are read from {cwd}); set `site` in \
+                 the configuration file, MADOGUCHI_SITE or --site to the site file, e.g. \
+                 sites/ofunato/site.toml of the repository, or the mounted ConfigMap's \
+                 site.toml",
+                path.display()
+            )
+        }
+        other => Ok(other?),
+    }
+}
+
 /// A server running in this process.
 #[derive(Debug)]
 pub struct RunningServer {
@@ -86,12 +118,24 @@ pub async fn start(
     clock: SharedClock,
     listener: TcpListener,
 ) -> anyhow::Result<RunningServer> {
-    let site = Site::load(&config.site)?;
-    let tokens = if config.tokens.is_empty() {
-        crate::credentials::load_or_create(&config.data_dir, &site.municipality.code)?
-    } else {
-        config.tokens.clone()
-    };
+    let site = load_site(&config.site)?;
+    let mut tokens = config.tokens.clone();
+    if let Some(file) = &config.credentials_file {
+        tokens.extend(crate::credentials::load(file).context(
+            "reading the credentials file (credentials_file, MADOGUCHI_CREDENTIALS_FILE)",
+        )?);
+    }
+    if tokens.is_empty() {
+        if selection.is_replicated() {
+            anyhow::bail!(
+                "no bearer tokens configured: a single-service process is one replica among \
+                 several, which must accept the same tokens, so it does not generate its own; \
+                 set MADOGUCHI_CREDENTIALS_FILE (or `credentials_file`, or [[tokens]] in the \
+                 configuration file)"
+            );
+        }
+        tokens = crate::credentials::load_or_create(&config.data_dir, &site.municipality.code)?;
+    }
     let (drain, draining) = drain_channel();
     // One pool per process: on SQLite its single connection serialises
     // every service's writers, as the queue relies on.
@@ -133,11 +177,22 @@ pub async fn start(
     }) {
         // The My Number key: MADOGUCHI_IDENTITY_KEY, else a generated key
         // kept in the data directory (see madoguchi_identity::config).
-        let key = madoguchi_identity::config::load_key(
-            &madoguchi_platform::config::ProcessEnvironment,
-            &config.data_dir,
-        )
-        .context("loading the my number key")?;
+        let environment = madoguchi_platform::config::ProcessEnvironment;
+        if selection.is_replicated()
+            && madoguchi_platform::config::Environment::var(
+                &environment,
+                madoguchi_identity::config::KEY_VARIABLE,
+            )
+            .is_none()
+        {
+            anyhow::bail!(
+                "{} is not set: identity replicas must decrypt each other's My Numbers, so a \
+                 single-service process never generates its own key",
+                madoguchi_identity::config::KEY_VARIABLE
+            );
+        }
+        let key = madoguchi_identity::config::load_key(&environment, &config.data_dir)
+            .context("loading the my number key")?;
         let identity = madoguchi_identity::IdentityApp::start(
             db.clone(),
             clock.clone(),
@@ -196,6 +251,13 @@ pub async fn start(
         selection,
         ServiceSelection::All | ServiceSelection::Signage | ServiceSelection::Floor
     ) {
+        if selection.is_replicated() && config.signage.status_url_secret.is_none() {
+            anyhow::bail!(
+                "MADOGUCHI_SIGNAGE_SECRET (signage.status_url_secret) is not set: a status URL \
+                 printed by one signage replica must open on every other, so a single-service \
+                 process never generates its own secret"
+            );
+        }
         let options = SignageOptions::from_config(config, &site, &tokens, addr)?;
         let signage = SignageApp::new(&site, options, clock.clone(), draining.clone())
             .context("preparing the signage service")?;
@@ -214,6 +276,7 @@ pub async fn start(
         shutdown_grace: config.shutdown_grace,
         public_http_prefixes,
         tls,
+        max_connection_age: config.max_connection_age,
         ..ServerOptions::default()
     };
     let (stop, stopped) = oneshot::channel::<()>();

@@ -72,9 +72,21 @@ pub struct ServerConfig {
     pub shutdown_grace: Duration,
     /// Largest accepted request message in bytes.
     pub max_message_bytes: usize,
-    /// Bearer tokens. When empty, `madoguchi serve` generates one token per
-    /// role into `data_dir/credentials.toml`.
+    /// Bearer tokens. When neither these nor `credentials_file` give any,
+    /// `madoguchi serve` generates one token per role into
+    /// `data_dir/credentials.toml` (the embedded default only).
     pub tokens: Vec<TokenConfig>,
+    /// A file of `[[tokens]]` in the format of `credentials.toml`, read at
+    /// start beside `tokens` (a Kubernetes Secret mounted as a file, so
+    /// every replica accepts the same tokens).
+    pub credentials_file: Option<PathBuf>,
+    /// When set, a client connection is closed gracefully after this long
+    /// (then given `max_connection_age` again to finish its streams), so
+    /// long-lived clients reconnect and spread over replicas that started
+    /// after them. Unset (the embedded default) keeps connections: one
+    /// process has nothing to rebalance.
+    #[serde(with = "millis_opt")]
+    pub max_connection_age: Option<Duration>,
     /// The signage service (`[signage]`).
     pub signage: SignageConfig,
     /// The forms service (`[forms]`).
@@ -158,6 +170,8 @@ impl Default for ServerConfig {
             shutdown_grace: Duration::from_secs(10),
             max_message_bytes: 1024 * 1024,
             tokens: Vec::new(),
+            credentials_file: None,
+            max_connection_age: None,
             signage: SignageConfig::default(),
             forms: FormsConfig::default(),
             pos: PosConfig::default(),
@@ -202,7 +216,8 @@ impl ServerConfig {
     /// `MADOGUCHI_SIGNAGE_SECRET`, `MADOGUCHI_SIGNAGE_QUEUE_URL`,
     /// `MADOGUCHI_SIGNAGE_QUEUE_TOKEN`, and for forms
     /// `MADOGUCHI_FORMS_IDENTITY_URL`, `MADOGUCHI_FORMS_QUEUE_URL`,
-    /// `MADOGUCHI_CJK_FONT`.
+    /// `MADOGUCHI_CJK_FONT`, and for POS `MADOGUCHI_POS_FORMS_URL`, and
+    /// `MADOGUCHI_CREDENTIALS_FILE`, `MADOGUCHI_MAX_CONNECTION_AGE_MS`.
     pub fn load(file: Option<&Path>, env: &dyn Environment) -> Result<Self, ConfigError> {
         let mut config = match file {
             Some(path) => {
@@ -253,6 +268,19 @@ impl ServerConfig {
         if let Some(font) = env.var("MADOGUCHI_CJK_FONT") {
             config.forms.font = Some(PathBuf::from(font));
         }
+        if let Some(url) = env.var("MADOGUCHI_POS_FORMS_URL") {
+            config.pos.forms_url = Some(url);
+        }
+        if let Some(file) = env.var("MADOGUCHI_CREDENTIALS_FILE") {
+            config.credentials_file = Some(PathBuf::from(file));
+        }
+        if let Some(ms) = env.var("MADOGUCHI_MAX_CONNECTION_AGE_MS") {
+            let ms: u64 = ms.parse().map_err(|_| ConfigError::Variable {
+                name: "MADOGUCHI_MAX_CONNECTION_AGE_MS",
+                message: "expected milliseconds".into(),
+            })?;
+            config.max_connection_age = (ms > 0).then(|| Duration::from_millis(ms));
+        }
         Ok(config)
     }
 
@@ -271,6 +299,18 @@ impl ServerConfig {
     /// True when the database is the embedded SQLite one.
     pub fn is_sqlite(&self) -> bool {
         self.database_url().expose_secret().starts_with("sqlite:")
+    }
+}
+
+mod millis_opt {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Duration>, D::Error> {
+        Option::<u64>::deserialize(d).map(|ms| ms.filter(|ms| *ms > 0).map(Duration::from_millis))
     }
 }
 

@@ -7,9 +7,11 @@
 //! the one mapping from service errors to gRPC statuses ([`error`]), the
 //! bearer-token authentication layer ([`auth`]), request ids and tracing
 //! ([`trace`]), and the server plumbing with health, reflection and
-//! graceful shutdown ([`server`]), and 和暦 dates ([`wareki`]).
+//! graceful shutdown ([`server`]), client channels to peer services
+//! with client-side balancing ([`channel`]), and 和暦 dates ([`wareki`]).
 
 pub mod auth;
+pub mod channel;
 pub mod clock;
 pub mod config;
 pub mod error;

@@ -36,6 +36,9 @@ pub struct ServerOptions {
     /// TLS (and client-certificate checking) on the port; `None` is
     /// cleartext.
     pub tls: Option<tonic::transport::ServerTlsConfig>,
+    /// Close client connections gracefully after this long (see
+    /// `ServerConfig::max_connection_age`); `None` keeps them.
+    pub max_connection_age: Option<Duration>,
 }
 
 impl Default for ServerOptions {
@@ -46,9 +49,17 @@ impl Default for ServerOptions {
             concurrency_per_connection: 256,
             public_http_prefixes: Vec::new(),
             tls: None,
+            max_connection_age: None,
         }
     }
 }
+
+/// The health name that answers SERVING for as long as the process runs,
+/// draining included: what a liveness probe asks. The overall name `""`
+/// and each service's name turn NOT_SERVING when draining starts, which is
+/// what a readiness probe asks — a draining pod leaves the endpoints but
+/// is not killed for it.
+pub const LIVENESS: &str = "liveness";
 
 /// Sender half of the drain signal; owned by [`serve`].
 #[derive(Debug, Clone)]
@@ -134,6 +145,9 @@ pub async fn serve(
         ServingStatus::Serving,
     )
     .await;
+    health_reporter
+        .set_service_status(LIVENESS, ServingStatus::Serving)
+        .await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(madoguchi_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -157,6 +171,13 @@ pub async fn serve(
     let mut builder = Server::builder();
     if let Some(tls) = options.tls.clone() {
         builder = builder.tls_config(tls)?;
+    }
+    if let Some(age) = options.max_connection_age {
+        // The same again as grace: a WatchOffice stream that outlives the
+        // GOAWAY is cut then, and its client resumes from its sequence.
+        builder = builder
+            .max_connection_age(age)
+            .max_connection_age_grace(age);
     }
     let server = builder
         .accept_http1(!options.public_http_prefixes.is_empty())

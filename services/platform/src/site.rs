@@ -116,7 +116,7 @@ pub struct Counter {
 #[derive(Debug, thiserror::Error)]
 pub enum SiteError {
     /// The file could not be read.
-    #[error("reading site file {path}: {source}")]
+    #[error("reading site file {path}")]
     Read {
         /// The file.
         path: String,

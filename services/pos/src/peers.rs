@@ -7,7 +7,7 @@ use madoguchi_proto::forms::v1 as f;
 use madoguchi_proto::forms::v1::forms_service_client::FormsServiceClient;
 use tonic::Code;
 use tonic::metadata::{Ascii, MetadataValue};
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 /// A channel to the forms service.
 #[derive(Debug, Clone)]
@@ -38,11 +38,11 @@ impl Forwarded {
 
 impl FormsPeer {
     /// A lazy channel to `url` (connected on first use, so one process can
-    /// name itself before it listens).
+    /// name itself before it listens); `dns:///host:port` spreads requests
+    /// over every replica (see `madoguchi_platform::channel`).
     pub fn new(url: &str) -> Result<Self, ServiceError> {
-        let channel = Endpoint::from_shared(url.to_owned())
-            .map(|e| e.connect_lazy())
-            .map_err(|e| ServiceError::Internal(format!("forms address {url}: {e}")))?;
+        let channel = madoguchi_platform::channel::lazy_channel(url, |e| e.tcp_nodelay(true))
+            .map_err(|e| ServiceError::Internal(format!("forms address {e}")))?;
         Ok(Self { channel })
     }
 

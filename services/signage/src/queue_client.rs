@@ -8,7 +8,7 @@ use secrecy::{ExposeSecret, SecretString};
 use tonic::metadata::AsciiMetadataValue;
 use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 use tonic::{Request, Status};
 
 /// Adds the bearer token to every request.
@@ -35,15 +35,14 @@ pub type QueueClient = QueueServiceClient<InterceptedService<Channel, Bearer>>;
 
 /// A lazily connecting client of the queue at `url`: creating it never
 /// fails on a queue that is not up yet, and the channel reconnects by
-/// itself, so the signage pages recover when the queue comes back.
+/// itself, so the signage pages recover when the queue comes back. With
+/// `dns:///host:port` the hub's followers spread over the queue's replicas
+/// and move to another when theirs drains (see
+/// `madoguchi_platform::channel`).
 pub fn connect(url: &str, token: &SecretString) -> Result<QueueClient, String> {
-    let endpoint = Endpoint::from_shared(url.to_owned())
-        .map_err(|_| format!("invalid queue url {url}"))?
-        .tcp_nodelay(true);
     let header = AsciiMetadataValue::try_from(format!("Bearer {}", token.expose_secret()))
         .map_err(|_| "the queue token is not printable ascii".to_owned())?;
-    Ok(QueueServiceClient::with_interceptor(
-        endpoint.connect_lazy(),
-        Bearer(header),
-    ))
+    let channel = madoguchi_platform::channel::lazy_channel(url, |e| e.tcp_nodelay(true))
+        .map_err(|e| format!("invalid queue url {e}"))?;
+    Ok(QueueServiceClient::with_interceptor(channel, Bearer(header)))
 }

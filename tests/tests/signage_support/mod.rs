@@ -67,6 +67,11 @@ pub async fn config(backend: Backend, dir: &TempDir) -> ServerConfig {
         ..ServerConfig::default()
     };
     config.signage.public_url = Some("https://madoguchi.city.ofunato.example".into());
+    // Given, not generated: a signage-only process (a replica) refuses to
+    // make up its own, and its status URLs must match the first server's.
+    config.signage.status_url_secret = Some(SecretString::from(
+        "signage-test-secret-shared-by-every-replica",
+    ));
     config
 }
 
