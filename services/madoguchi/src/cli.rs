@@ -315,7 +315,7 @@ pub async fn run(args: ClientArgs, command: QueueCommand) -> anyhow::Result<()> 
             print_legs(t.get_ref());
         }
         QueueCommand::List => {
-            let mut table = table(&["番号", "state", "category", "counter", "issued"]);
+            let mut table = table(&["番号", "state", "category", "counter", "issued", "offline"]);
             let mut page_token = String::new();
             loop {
                 let page = client
@@ -334,6 +334,7 @@ pub async fn run(args: ClientArgs, command: QueueCommand) -> anyhow::Result<()> 
                         last_segment(&t.current_category).to_owned(),
                         last_segment(&t.current_counter).to_owned(),
                         time_of(t.issue_time.as_ref()),
+                        offline_mark(t),
                     ]);
                 }
                 if page.next_page_token.is_empty() {
@@ -499,6 +500,27 @@ fn print_ticket(t: &pb::Ticket) {
         time_of(t.issue_time.as_ref()),
     ]);
     println!("{table}");
+    if t.issued_offline {
+        println!(
+            "printed offline by {} at {}, imported at {}",
+            t.issuing_device,
+            time_of(t.issue_time.as_ref()),
+            time_of(t.import_time.as_ref()),
+        );
+    }
+}
+
+/// The list's mark for a ticket a device printed from a lease while the
+/// cluster was unreachable: the printing device; empty for the others.
+fn offline_mark(t: &pb::Ticket) -> String {
+    if !t.issued_offline {
+        return String::new();
+    }
+    if t.issuing_device.is_empty() {
+        "yes".to_owned()
+    } else {
+        t.issuing_device.clone()
+    }
 }
 
 fn print_legs(t: &pb::Ticket) {
