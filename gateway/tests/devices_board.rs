@@ -157,3 +157,51 @@ async fn line_recovers_after_the_port_disappears_and_comes_back() {
         .await
         .unwrap();
 }
+
+/// A board the driver has not heard from yet is not reported down while a
+/// call is being written to it: the wanted display is published with the
+/// write's outcome. Before issue #23's fix "wanted, not online, no error"
+/// was published for the length of the write, and the health reporter
+/// turned it into a `connected=false` report (dozens in a load test whose
+/// calls reach 32 boards faster than the poll does). A silent board makes
+/// that window last the whole answer timeout.
+#[tokio::test]
+async fn a_board_is_not_reported_down_before_it_was_heard_from() {
+    let (sim, boards) = line(Duration::from_secs(3600));
+    let mut health = boards.health();
+    within(health.wait_for(|h| h.connected)).await.unwrap();
+    let display = BoardDisplay::ticket("A012").unwrap();
+
+    // Answers: online with its display, never "wanted but unknown".
+    let show = tokio::spawn({
+        let boards = boards.clone();
+        async move { boards.show(1, display).await }
+    });
+    let seen = within(health.wait_for(|h| h.boards[&1].wanted.is_some()))
+        .await
+        .unwrap()
+        .boards[&1]
+        .clone();
+    assert!(seen.online && seen.last_error.is_none(), "{seen:?}");
+    within(show).await.unwrap().unwrap();
+
+    // Silent: down with the reason, once the answer timed out.
+    sim.power_off(2);
+    let show = tokio::spawn({
+        let boards = boards.clone();
+        async move { boards.show(2, display).await }
+    });
+    let seen = within(health.wait_for(|h| h.boards[&2].wanted.is_some()))
+        .await
+        .unwrap()
+        .boards[&2]
+        .clone();
+    assert!(
+        !seen.online && seen.last_error.is_some(),
+        "a board is reported down only with the reason: {seen:?}"
+    );
+    assert!(matches!(
+        within(show).await.unwrap(),
+        Err(BoardError::NotResponding(2))
+    ));
+}

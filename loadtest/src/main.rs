@@ -184,11 +184,12 @@ struct Run {
     worst_lag: Duration,
 }
 
-fn report(name: &str, run: &Run) {
+/// One phase's results, as the lines to print.
+fn report(name: &str, run: &Run) -> Vec<String> {
     let histogram = &run.histogram;
     let errors: u64 = run.errors.values().sum();
     let ms = |q: f64| histogram.value_at_quantile(q) as f64 / 1000.0;
-    println!(
+    let mut lines = vec![format!(
         "{name:<12} n={:<6} errors={errors:<4} p50={:.3}ms p90={:.3}ms p99={:.3}ms p99.9={:.3}ms max={:.3}ms (generator lag ≤ {:.1?})",
         histogram.len(),
         ms(0.50),
@@ -197,10 +198,11 @@ fn report(name: &str, run: &Run) {
         ms(0.999),
         histogram.max() as f64 / 1000.0,
         run.worst_lag,
-    );
+    )];
     for (error, count) in &run.errors {
-        println!("    {count} × {error}");
+        lines.push(format!("    {count} × {error}"));
     }
+    lines
 }
 
 #[tokio::main]
@@ -306,7 +308,9 @@ async fn main() -> anyhow::Result<()> {
         }
     })
     .await?;
-    report("Health", &floor_run);
+    // Printed once the floor and the server have stopped, so the results
+    // are the last lines of the run, after anything they log.
+    let mut results = report("Health", &floor_run);
 
     let issues = open_loop(args.rate, args.seconds, |_| {
         let mut client = client.clone();
@@ -369,31 +373,34 @@ async fn main() -> anyhow::Result<()> {
     })
     .await?;
 
-    report("IssueTicket", &issues);
+    results.extend(report("IssueTicket", &issues));
     let label = if floor.is_some() {
         "CallNext→board"
     } else {
         "CallNext"
     };
-    report(label, &calls);
+    results.extend(report(label, &calls));
     if let Some(queue) = &server.queue {
         // How the calls found their ticket: from the line's window (the
         // write alone), by reading first, after a stale window, or under
         // the office's lock.
         let paths = queue.store().call_paths();
-        println!(
+        results.push(format!(
             "{:<12} window={} read={} stale={} locked={}",
             "  paths", paths.window, paths.read, paths.stale, paths.locked
-        );
+        ));
     }
     if let Some(floor) = floor {
         let presses = floor.press_phase(args.press_rate, args.seconds).await?;
-        report("button→ticket", &presses);
+        results.extend(report("button→ticket", &presses));
         floor.shutdown().await;
     }
     server.shutdown().await?;
     if matches!(args.backend, Backend::Postgres) {
         madoguchi_platform::testing::drop_postgres_database(&database_url).await?;
+    }
+    for line in results {
+        println!("{line}");
     }
     Ok(())
 }

@@ -305,11 +305,7 @@ async fn remember_while_disconnected(
                     continue;
                 }
                 wanted.insert(unit, display);
-                health.send_modify(|h| {
-                    if let Some(b) = h.boards.get_mut(&unit) {
-                        b.wanted = Some(display);
-                    }
-                });
+                set_wanted(health, unit, display);
                 let _ = reply.send(Err(BoardError::Disconnected));
             }
             Request::ReadBack(_, reply) => {
@@ -361,18 +357,24 @@ async fn session(
                         continue;
                     }
                     wanted.insert(unit, display);
-                    health.send_modify(|h| {
-                        if let Some(b) = h.boards.get_mut(&unit) {
-                            b.wanted = Some(display);
-                        }
-                    });
+                    // The wanted display is published with the write's
+                    // outcome, not before it: a board that has not been
+                    // polled yet is not online, and "wanted, not online, no
+                    // error" would be reported as disconnected for the few
+                    // milliseconds of the write (issue #23).
                     match line.write(unit, &display).await {
                         Wire::Broken(e) => {
+                            set_wanted(health, unit, display);
                             let _ = reply.send(Err(BoardError::Disconnected));
                             return Some(e);
                         }
                         Wire::Done(result) => {
-                            note(health, unit, result.clone().err(), false);
+                            health.send_modify(|h| {
+                                if let Some(b) = h.boards.get_mut(&unit) {
+                                    b.wanted = Some(display);
+                                }
+                                noted(h, unit, result.clone().err(), false);
+                            });
                             let _ = reply.send(result);
                         }
                     }
@@ -454,14 +456,25 @@ async fn check(
     None
 }
 
-fn note(health: &watch::Sender<LineHealth>, unit: UnitId, error: Option<BoardError>, resend: bool) {
+fn set_wanted(health: &watch::Sender<LineHealth>, unit: UnitId, display: BoardDisplay) {
     health.send_modify(|h| {
         if let Some(b) = h.boards.get_mut(&unit) {
-            b.online = !matches!(error, Some(BoardError::NotResponding(_)));
-            if resend && error.is_none() {
-                b.resends += 1;
-            }
-            b.last_error = error.map(|e| e.to_string());
+            b.wanted = Some(display);
         }
     });
+}
+
+fn note(health: &watch::Sender<LineHealth>, unit: UnitId, error: Option<BoardError>, resend: bool) {
+    health.send_modify(|h| noted(h, unit, error, resend));
+}
+
+/// A request to `unit` ended with `error` (none: it answered).
+fn noted(h: &mut LineHealth, unit: UnitId, error: Option<BoardError>, resend: bool) {
+    if let Some(b) = h.boards.get_mut(&unit) {
+        b.online = !matches!(error, Some(BoardError::NotResponding(_)));
+        if resend && error.is_none() {
+            b.resends += 1;
+        }
+        b.last_error = error.map(|e| e.to_string());
+    }
 }
