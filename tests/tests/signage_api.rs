@@ -193,9 +193,190 @@ async fn pages_are_public_and_grpc_is_not(backend: Backend) {
     ] {
         assert_eq!(http_get(addr, path).await.0, code, "{path}");
     }
-    // gRPC stays authenticated on the same port.
-    let (_, head, _) = http_get(addr, "/madoguchi.queue.v1.QueueService/GetOfficeStatus").await;
-    assert!(head.contains("grpc-status: 16"), "unauthenticated: {head}");
+    // gRPC stays authenticated on the same port; a plain GET of a gRPC
+    // method's path is not a page.
+    let channel = tonic::transport::Channel::from_shared(floor.base())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let error = spb::signage_service_client::SignageServiceClient::new(channel)
+        .get_board_routing(spb::GetBoardRoutingRequest {
+            office: OFFICE.into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), Code::Unauthenticated);
+    let (status, _, _) = http_get(addr, "/madoguchi.queue.v1.QueueService/GetOfficeStatus").await;
+    assert_eq!(status, 404);
+    floor.stop().await;
+}
+
+/// What a browser sends for a page.
+const BROWSER_ACCEPT: &str =
+    "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8";
+
+/// A GET as a browser sends it; returns the status and the response head
+/// (read up to the blank line, so it works on a feed that never ends).
+async fn browser_head(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(
+            format!(
+                "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: {BROWSER_ACCEPT}\r\n\
+                 Connection: close\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    let mut lines = BufReader::new(stream).lines();
+    let mut head = String::new();
+    while let Some(line) = lines.next_line().await.unwrap() {
+        if line.is_empty() {
+            break;
+        }
+        head.push_str(&line.to_ascii_lowercase());
+        head.push('\n');
+    }
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, head)
+}
+
+/// The value of `name` (lowercase) in a lowercased response head.
+fn header_value<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+        .map(str::trim)
+}
+
+/// Every public response — pages, assets, JSON, feeds, and the errors
+/// among them — carries a strict Content-Security-Policy that forbids
+/// framing, `nosniff` and `no-referrer` (issue #23). A browser asking for
+/// any other path gets 404, not a gRPC answer, while gRPC keeps its
+/// statuses: UNIMPLEMENTED for an unknown method, UNAUTHENTICATED without
+/// a token. The browser tests show the pages still work under the policy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn public_responses_carry_protective_headers_and_other_paths_are_404() {
+    let floor = spawn_all(Backend::Sqlite).await;
+    let addr = floor.server.addr;
+    let mut staff = floor.queue(Role::Staff).await;
+    let ticket = issue_ticket(&mut staff, "certificates").await;
+    let status_path = floor
+        .signage(Role::Device, "032034")
+        .await
+        .get_ticket_status_url(spb::GetTicketStatusUrlRequest {
+            ticket: ticket.name.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .path;
+    let feed_path = status_path.replacen("/signage/t/", "/signage/api/t/", 1) + "/feed";
+
+    let mut routes = vec![
+        ("/signage/".to_owned(), 200),
+        ("/signage/offices/main/display".to_owned(), 200),
+        ("/signage/offices/main/guide".to_owned(), 200),
+        (status_path, 200),
+        ("/signage/api/offices/main/guide?lang=ja".to_owned(), 200),
+        (
+            "/signage/api/offices/main/guide/search?q=juminhyo&lang=en".to_owned(),
+            200,
+        ),
+        ("/signage/api/offices/main/feed".to_owned(), 200),
+        (feed_path, 200),
+        ("/signage/offices/annex/display".to_owned(), 404),
+        ("/signage/api/offices/main/guide?lang=fr".to_owned(), 400),
+        ("/signage/static/site.toml".to_owned(), 404),
+    ];
+    for asset in [
+        "common.css",
+        "display.css",
+        "guide.css",
+        "ticket.css",
+        "common.js",
+        "display.js",
+        "guide.js",
+        "ticket.js",
+    ] {
+        routes.push((format!("/signage/static/{asset}"), 200));
+    }
+    for (path, expected) in &routes {
+        let (status, head) = browser_head(addr, path).await;
+        assert_eq!(status, *expected, "{path}: {head}");
+        let csp = header_value(&head, "content-security-policy")
+            .unwrap_or_else(|| panic!("{path}: no content-security-policy\n{head}"));
+        for directive in [
+            "default-src 'none'",
+            "script-src 'self'",
+            "frame-ancestors 'none'",
+        ] {
+            assert!(csp.contains(directive), "{path}: {csp}");
+        }
+        assert!(!csp.contains("unsafe-"), "{path}: {csp}");
+        assert_eq!(
+            header_value(&head, "x-content-type-options"),
+            Some("nosniff"),
+            "{path}: {head}"
+        );
+        assert_eq!(
+            header_value(&head, "referrer-policy"),
+            Some("no-referrer"),
+            "{path}: {head}"
+        );
+    }
+
+    // Anything else, asked for by a browser: 404 as plain text.
+    for path in [
+        "/",
+        "/favicon.ico",
+        "/admin",
+        "/signage/nope",
+        "/signage/offices/main/nope",
+        "/madoguchi.queue.v1.QueueService/GetOfficeStatus",
+    ] {
+        let (status, head) = browser_head(addr, path).await;
+        assert_eq!(status, 404, "{path}: {head}");
+        assert!(
+            header_value(&head, "content-type").is_some_and(|t| t.starts_with("text/plain")),
+            "{path}: {head}"
+        );
+        assert!(!head.contains("grpc-status"), "{path}: {head}");
+        assert_eq!(
+            header_value(&head, "x-content-type-options"),
+            Some("nosniff"),
+            "{path}: {head}"
+        );
+    }
+
+    // gRPC keeps its statuses: a method this server does not host (the
+    // gateway's kiosk API) is UNIMPLEMENTED with a token, UNAUTHENTICATED
+    // without one.
+    use madoguchi_proto::gateway::v1 as gpb;
+    let channel = tonic::transport::Channel::from_shared(floor.base())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let auth =
+        madoguchi::cli::Auth::bearer(&madoguchi_e2e::token(Role::Staff, "032034").token).unwrap();
+    let error =
+        gpb::kiosk_service_client::KioskServiceClient::with_interceptor(channel.clone(), auth)
+            .get_kiosk_status(gpb::GetKioskStatusRequest::default())
+            .await
+            .unwrap_err();
+    assert_eq!(error.code(), Code::Unimplemented, "{error:?}");
+    let error = gpb::kiosk_service_client::KioskServiceClient::new(channel)
+        .get_kiosk_status(gpb::GetKioskStatusRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), Code::Unauthenticated, "{error:?}");
     floor.stop().await;
 }
 

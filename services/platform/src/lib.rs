@@ -7,7 +7,8 @@
 //! the one mapping from service errors to gRPC statuses ([`error`]), the
 //! bearer-token authentication layer ([`auth`]), request ids and tracing
 //! ([`trace`]), and the server plumbing with health, reflection and
-//! graceful shutdown ([`server`]), client channels to peer services
+//! graceful shutdown ([`server`]) and `404` for plain HTTP outside the
+//! public pages ([`plain_http`]), client channels to peer services
 //! with client-side balancing ([`channel`]), and 和暦 dates ([`wareki`]).
 
 pub mod auth;
@@ -16,6 +17,7 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod notify;
+pub mod plain_http;
 pub mod server;
 pub mod site;
 pub mod storage;

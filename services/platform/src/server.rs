@@ -19,6 +19,7 @@ use tonic_health::server::HealthReporter;
 use tower::ServiceBuilder;
 
 use crate::auth::{AuthLayer, TokenRegistry};
+use crate::plain_http::PlainHttpLayer;
 use crate::trace::RequestTraceLayer;
 
 /// Server-wide limits.
@@ -163,6 +164,8 @@ pub async fn serve(
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     let layers = ServiceBuilder::new()
         .layer(RequestTraceLayer)
+        // Plain HTTP outside the public pages is 404, not a gRPC answer.
+        .layer(PlainHttpLayer::new(&options.public_http_prefixes))
         .layer(AuthLayer::new(tokens).with_public_prefixes(&options.public_http_prefixes));
     let (stop_accepting, stopped) = tokio::sync::oneshot::channel::<()>();
     // HTTP/1.1 is accepted beside HTTP/2 because browsers reach the public

@@ -33,6 +33,9 @@ const DISPLAY_HTML: &str = include_str!("../web/display.html");
 const GUIDE_HTML: &str = include_str!("../web/guide.html");
 const TICKET_HTML: &str = include_str!("../web/ticket.html");
 const COMMON_CSS: &str = include_str!("../web/common.css");
+const DISPLAY_CSS: &str = include_str!("../web/display.css");
+const GUIDE_CSS: &str = include_str!("../web/guide.css");
+const TICKET_CSS: &str = include_str!("../web/ticket.css");
 const COMMON_JS: &str = include_str!("../web/common.js");
 const DISPLAY_JS: &str = include_str!("../web/display.js");
 const GUIDE_JS: &str = include_str!("../web/guide.js");
@@ -56,7 +59,40 @@ pub fn router(app: SignageApp) -> Router {
             "/signage/api/t/{office}/{ticket}/{token}/feed",
             get(ticket_feed),
         )
+        .layer(axum::middleware::map_response(protective_headers))
         .with_state(app)
+}
+
+/// What the pages may load: their own scripts, style sheets and images,
+/// and their own feeds and JSON (`connect-src`). No inline script, no
+/// `eval`; style attributes are set through the CSSOM
+/// (`element.style`), which the policy does not govern, so no inline style
+/// either. Never framed (a display or status page inside another site's
+/// frame could be dressed up as something else); no `<base>`, no form
+/// submission (the guide's search form is handled by its script).
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
+     style-src 'self'; img-src 'self'; connect-src 'self'; frame-ancestors 'none'; \
+     base-uri 'none'; form-action 'none'";
+
+/// Headers on every public response, pages, assets, JSON and feeds alike:
+/// the policy above, no MIME sniffing, and no `Referer` — the status
+/// page's URL holds its token, which must not leak to any link or
+/// resource it could ever open.
+async fn protective_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    response
 }
 
 /// A failed public request: status and a lowercase message, as JSON.
@@ -159,6 +195,9 @@ async fn ticket_page(
 async fn asset(Path(file): Path<String>) -> Result<Response, ApiError> {
     let (body, mime) = match file.as_str() {
         "common.css" => (COMMON_CSS, "text/css; charset=utf-8"),
+        "display.css" => (DISPLAY_CSS, "text/css; charset=utf-8"),
+        "guide.css" => (GUIDE_CSS, "text/css; charset=utf-8"),
+        "ticket.css" => (TICKET_CSS, "text/css; charset=utf-8"),
         "common.js" => (COMMON_JS, "text/javascript; charset=utf-8"),
         "display.js" => (DISPLAY_JS, "text/javascript; charset=utf-8"),
         "guide.js" => (GUIDE_JS, "text/javascript; charset=utf-8"),

@@ -7,7 +7,9 @@
 function el(tag, attrs, ...children) {
   const node = document.createElement(tag);
   for (const [key, value] of Object.entries(attrs || {})) {
-    if (key === 'style') node.setAttribute('style', value);
+    // Through the CSSOM: the Content-Security-Policy (style-src 'self')
+    // blocks a style attribute set as markup, not element.style.
+    if (key === 'style') node.style.cssText = value;
     else if (key.startsWith('on')) node.addEventListener(key.slice(2), value);
     else if (value !== undefined && value !== null) node.setAttribute(key, value);
   }
