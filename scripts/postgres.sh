@@ -38,8 +38,10 @@ as_postgres psql -v ON_ERROR_STOP=1 -qAt >&2 <<'SQL'
 DO $$
 BEGIN
   IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'madoguchi') THEN
-    CREATE ROLE madoguchi LOGIN CREATEDB PASSWORD 'madoguchi';
+    CREATE ROLE madoguchi LOGIN CREATEDB CREATEROLE PASSWORD 'madoguchi';
   END IF;
+  -- The cluster tests give each service a role of its own, as in k8s/.
+  ALTER ROLE madoguchi CREATEROLE;
 END
 $$;
 SQL
@@ -52,6 +54,9 @@ if [ "${1:-}" = "--drop-test-databases" ]; then
   as_postgres psql -v ON_ERROR_STOP=1 -qAt >&2 <<'SQL'
 SELECT format('DROP DATABASE IF EXISTS %I WITH (FORCE)', datname)
 FROM pg_database WHERE datname LIKE 'madoguchi\_test\_%'
+\gexec
+SELECT format('DROP ROLE IF EXISTS %I', rolname)
+FROM pg_roles WHERE rolname LIKE 'mdg\_%'
 \gexec
 SQL
 fi

@@ -20,6 +20,8 @@ use tempfile::TempDir;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
+pub mod cluster;
+pub mod edge;
 pub mod okuyami;
 
 pub use madoguchi_proto::queue::v1 as pb;

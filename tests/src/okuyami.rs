@@ -105,14 +105,20 @@ pub async fn staff_forms(
 /// For the visit of ticket `ticket` (being served): つる子 verified, the
 /// visit started and the inheritance request filled — still a draft.
 pub async fn draft_inheritance_request(t: &TestServer, ticket: &str) -> f::CertificateRequest {
-    let mut identity = IdentityServiceClient::with_interceptor(t.channel().await, staff_auth());
+    draft_inheritance_request_on(t.channel().await, ticket).await
+}
+
+/// [`draft_inheritance_request`] through `channel` (a server, or the
+/// cluster's edge).
+pub async fn draft_inheritance_request_on(channel: Channel, ticket: &str) -> f::CertificateRequest {
+    let mut identity = IdentityServiceClient::with_interceptor(channel.clone(), staff_auth());
     let verification = identity
         .verify_identity(daughter_verification(ticket))
         .await
         .unwrap_or_else(|e| panic!("{e}"))
         .into_inner();
     assert!(verification.verified, "{verification:?}");
-    let mut forms = staff_forms(t).await;
+    let mut forms = FormsServiceClient::with_interceptor(channel, staff_auth());
     let visit = forms
         .start_visit(f::StartVisitRequest {
             parent: OFFICE.into(),
@@ -135,8 +141,12 @@ pub async fn draft_inheritance_request(t: &TestServer, ticket: &str) -> f::Certi
 
 /// Confirms request `name` as staff.
 pub async fn confirm_request(t: &TestServer, name: &str) -> f::CertificateRequest {
-    staff_forms(t)
-        .await
+    confirm_request_on(t.channel().await, name).await
+}
+
+/// [`confirm_request`] through `channel`.
+pub async fn confirm_request_on(channel: Channel, name: &str) -> f::CertificateRequest {
+    FormsServiceClient::with_interceptor(channel, staff_auth())
         .confirm_certificate_request(f::ConfirmCertificateRequestRequest { name: name.into() })
         .await
         .unwrap_or_else(|e| panic!("{e}"))

@@ -274,6 +274,7 @@ pub async fn start(
     let options = ServerOptions {
         request_timeout: config.request_timeout,
         shutdown_grace: config.shutdown_grace,
+        drain_delay: config.drain_delay,
         public_http_prefixes,
         tls,
         max_connection_age: config.max_connection_age,

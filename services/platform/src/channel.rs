@@ -119,108 +119,191 @@ impl Resolve for SystemResolver {
     }
 }
 
+/// How often each address of a balanced target is asked for its health.
+pub const CHECK_EVERY: Duration = Duration::from_secs(1);
+
+/// How long one health check may take before the address counts as down.
+const CHECK_TIMEOUT: Duration = Duration::from_millis(800);
+
+/// How a balanced target is followed: resolution and health-check
+/// intervals (shorter in tests).
+#[derive(Debug, Clone, Copy)]
+pub struct Follow {
+    /// Between resolutions of a `dns:///` name.
+    pub resolve_every: Duration,
+    /// Between health checks of each address.
+    pub check_every: Duration,
+}
+
+impl Default for Follow {
+    fn default() -> Self {
+        Self {
+            resolve_every: RESOLVE_EVERY,
+            check_every: CHECK_EVERY,
+        }
+    }
+}
+
 /// A lazily connecting channel to `target`; `configure` sets timeouts and
 /// the like on every endpoint. Must be called inside a tokio runtime (the
-/// balancer and the resolver run as tasks).
+/// balancer and its follower run as tasks).
 pub fn lazy_channel(
     target: &str,
     configure: impl Fn(Endpoint) -> Endpoint + Send + 'static,
 ) -> Result<Channel, String> {
-    lazy_channel_with(target, SystemResolver, RESOLVE_EVERY, configure)
+    lazy_channel_with(target, SystemResolver, Follow::default(), configure)
 }
 
-/// [`lazy_channel`] with a chosen resolver and interval between
-/// resolutions of a `dns:///` target.
+/// [`lazy_channel`] with a chosen resolver and intervals.
 pub fn lazy_channel_with(
     target: &str,
     resolver: impl Resolve,
-    resolve_every: Duration,
+    follow: Follow,
     configure: impl Fn(Endpoint) -> Endpoint + Send + 'static,
 ) -> Result<Channel, String> {
-    match Target::parse(target)? {
-        Target::Uri(uri) => Endpoint::from_shared(uri)
-            .map(|e| configure(e).connect_lazy())
-            .map_err(|e| format!("{target}: {e}")),
-        Target::Static(addrs) => {
-            let endpoints = addrs
-                .iter()
-                .map(|addr| endpoint_for(*addr).map(&configure))
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok(Channel::balance_list(endpoints.into_iter()))
+    let candidates = match Target::parse(target)? {
+        Target::Uri(uri) => {
+            return Endpoint::from_shared(uri)
+                .map(|e| configure(e).connect_lazy())
+                .map_err(|e| format!("{target}: {e}"));
         }
-        Target::Dns { host, port } => {
-            let (channel, changes) = Channel::balance_channel::<SocketAddr>(16);
-            tokio::spawn(follow_dns(
-                resolver,
-                host,
-                port,
-                resolve_every,
-                changes,
-                configure,
-            ));
-            Ok(channel)
-        }
-    }
+        Target::Static(addrs) => Candidates::Fixed(addrs.into_iter().collect()),
+        Target::Dns { host, port } => Candidates::Name { host, port },
+    };
+    let (channel, changes) = Channel::balance_channel::<SocketAddr>(16);
+    tokio::spawn(follow_target(
+        resolver, candidates, follow, changes, configure,
+    ));
+    Ok(channel)
 }
 
 fn endpoint_for(addr: SocketAddr) -> Result<Endpoint, String> {
     Endpoint::from_shared(format!("http://{addr}")).map_err(|e| format!("{addr}: {e}"))
 }
 
-/// Keeps the balancer's endpoints equal to what `host` resolves to, until
+/// Where a balanced target's addresses come from.
+enum Candidates {
+    Fixed(BTreeSet<SocketAddr>),
+    Name { host: String, port: u16 },
+}
+
+/// Keeps the balancer's endpoints equal to the candidate addresses that
+/// answer SERVING on `grpc.health.v1` (the overall service `""`), until
 /// every clone of the channel is gone (the balancer drops its receiver).
-/// A failed or empty resolution keeps the addresses already known: a DNS
-/// hiccup must not take every peer away.
-async fn follow_dns(
+///
+/// This is gRPC's client-side health checking: a replica that starts
+/// draining turns NOT_SERVING first and is taken out of the rotation
+/// within one check, before it closes its connections, so requests stop
+/// going to it instead of failing there; one that does not answer (gone,
+/// or its port refused) is out the same way, and back when it answers.
+/// If no candidate is healthy, every candidate stays in: failing on a
+/// replica beats refusing without trying. A failed or empty resolution
+/// keeps the candidates already known: a DNS hiccup must not take every
+/// peer away.
+async fn follow_target(
     resolver: impl Resolve,
-    host: String,
-    port: u16,
-    resolve_every: Duration,
+    candidates: Candidates,
+    follow: Follow,
     changes: tokio::sync::mpsc::Sender<Change<SocketAddr, Endpoint>>,
     configure: impl Fn(Endpoint) -> Endpoint + Send + 'static,
 ) {
-    let mut known = BTreeSet::new();
+    let mut known: BTreeSet<SocketAddr> = match &candidates {
+        Candidates::Fixed(addrs) => addrs.clone(),
+        Candidates::Name { .. } => BTreeSet::new(),
+    };
+    let mut checkers: std::collections::BTreeMap<SocketAddr, Channel> = Default::default();
+    let mut inserted: BTreeSet<SocketAddr> = BTreeSet::new();
+    let mut next_resolve = tokio::time::Instant::now();
     loop {
-        let resolved = match resolver.resolve(&host, port).await {
-            Ok(addrs) => addrs.into_iter().collect::<BTreeSet<_>>(),
-            Err(error) => {
-                tracing::warn!(%host, %error, "peer name did not resolve; keeping its addresses");
-                BTreeSet::new()
-            }
-        };
-        if !resolved.is_empty() {
-            for gone in known.difference(&resolved) {
-                if changes.send(Change::Remove(*gone)).await.is_err() {
-                    return;
+        if let Candidates::Name { host, port } = &candidates
+            && tokio::time::Instant::now() >= next_resolve
+        {
+            match resolver.resolve(host, *port).await {
+                Ok(addrs) if !addrs.is_empty() => {
+                    let resolved: BTreeSet<_> = addrs.into_iter().collect();
+                    if resolved != known {
+                        tracing::info!(%host, addresses = resolved.len(), "peer addresses changed");
+                    }
+                    known = resolved;
+                }
+                Ok(_) => {
+                    tracing::warn!(%host, "peer name resolved to nothing; keeping its addresses")
+                }
+                Err(error) => {
+                    tracing::warn!(%host, %error, "peer name did not resolve; keeping its addresses");
                 }
             }
-            for new in resolved.difference(&known) {
-                let Ok(endpoint) = endpoint_for(*new) else {
-                    continue;
-                };
-                if changes
-                    .send(Change::Insert(*new, configure(endpoint)))
-                    .await
-                    .is_err()
-                {
-                    return;
-                }
-            }
-            if resolved != known {
-                tracing::info!(%host, addresses = resolved.len(), "peer addresses changed");
-            }
-            known = resolved;
+            let wait = if known.is_empty() {
+                RESOLVE_RETRY.min(follow.resolve_every)
+            } else {
+                follow.resolve_every
+            };
+            next_resolve = tokio::time::Instant::now() + wait;
         }
-        let wait = if known.is_empty() {
-            RESOLVE_RETRY.min(resolve_every)
+        checkers.retain(|addr, _| known.contains(addr));
+        let checks = known.iter().map(|addr| {
+            let channel = checkers
+                .entry(*addr)
+                .or_insert_with(|| {
+                    endpoint_for(*addr)
+                        .map(|e| e.connect_timeout(CHECK_TIMEOUT).connect_lazy())
+                        .unwrap_or_else(|_| {
+                            Endpoint::from_static("http://0.0.0.0:1").connect_lazy()
+                        })
+                })
+                .clone();
+            let addr = *addr;
+            async move { (addr, serving(channel).await) }
+        });
+        let healthy: BTreeSet<SocketAddr> = futures::future::join_all(checks)
+            .await
+            .into_iter()
+            .filter_map(|(addr, up)| up.then_some(addr))
+            .collect();
+        let wanted = if healthy.is_empty() {
+            known.clone()
         } else {
-            resolve_every
+            healthy
         };
+        for gone in inserted.difference(&wanted) {
+            tracing::info!(peer = %gone, "peer out of rotation");
+            if changes.send(Change::Remove(*gone)).await.is_err() {
+                return;
+            }
+        }
+        for new in wanted.difference(&inserted) {
+            let Ok(endpoint) = endpoint_for(*new) else {
+                continue;
+            };
+            if changes
+                .send(Change::Insert(*new, configure(endpoint)))
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+        inserted = wanted;
         tokio::select! {
-            () = tokio::time::sleep(wait) => {}
+            () = tokio::time::sleep(follow.check_every) => {}
             () = changes.closed() => return,
         }
     }
+}
+
+/// True when the server at `channel` answers SERVING for `""` in time.
+async fn serving(channel: Channel) -> bool {
+    use tonic_health::pb::HealthCheckRequest;
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::health_client::HealthClient;
+    let mut client = HealthClient::new(channel);
+    let check = client.check(HealthCheckRequest {
+        service: String::new(),
+    });
+    matches!(
+        tokio::time::timeout(CHECK_TIMEOUT, check).await,
+        Ok(Ok(response)) if response.get_ref().status == ServingStatus::Serving as i32
+    )
 }
 
 #[cfg(test)]
@@ -281,6 +364,13 @@ mod tests {
     /// A health server on port 0 that knows only the service `name`: a
     /// check of its name tells which server answered.
     async fn named_server(name: &'static str) -> SocketAddr {
+        named_server_with_health(name).await.0
+    }
+
+    /// [`named_server`] and its health reporter.
+    async fn named_server_with_health(
+        name: &'static str,
+    ) -> (SocketAddr, tonic_health::server::HealthReporter) {
         let (reporter, service) = tonic_health::server::health_reporter();
         reporter
             .set_service_status(name, tonic_health::ServingStatus::Serving)
@@ -289,14 +379,22 @@ mod tests {
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+        let kept = reporter.clone();
         tokio::spawn(async move {
-            let _reporter = reporter;
+            let _reporter = kept;
             tonic::transport::Server::builder()
                 .add_service(service)
                 .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener))
                 .await
         });
-        addr
+        (addr, reporter)
+    }
+
+    fn quick() -> Follow {
+        Follow {
+            resolve_every: Duration::from_millis(20),
+            check_every: Duration::from_millis(20),
+        }
     }
 
     /// Checks until `name` answers SERVING (`true`) or, 40 times in a row,
@@ -337,13 +435,9 @@ mod tests {
         let b = named_server("b").await;
         let resolver = Scripted::default();
         resolver.set(&[a]);
-        let channel = lazy_channel_with(
-            "dns:///peers.test:50051",
-            resolver.clone(),
-            Duration::from_millis(20),
-            |e| e,
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
+        let channel =
+            lazy_channel_with("dns:///peers.test:50051", resolver.clone(), quick(), |e| e)
+                .unwrap_or_else(|e| panic!("{e}"));
         settles(&channel, "a", true).await;
         settles(&channel, "b", false).await;
         // A replica is added: requests reach it without a new channel.
@@ -366,5 +460,37 @@ mod tests {
             lazy_channel(&format!("ipv4:{a},{b}"), |e| e).unwrap_or_else(|e| panic!("{e}"));
         settles(&channel, "a", true).await;
         settles(&channel, "b", true).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_draining_replica_leaves_the_rotation_while_it_still_answers() {
+        let (a, health_a) = named_server_with_health("a").await;
+        let b = named_server("b").await;
+        let channel = lazy_channel_with(&format!("ipv4:{a},{b}"), SystemResolver, quick(), |e| e)
+            .unwrap_or_else(|e| panic!("{e}"));
+        settles(&channel, "a", true).await;
+        settles(&channel, "b", true).await;
+        // Draining: the overall status turns NOT_SERVING, the port stays up.
+        health_a
+            .set_service_status("", tonic_health::ServingStatus::NotServing)
+            .await;
+        settles(&channel, "a", false).await;
+        settles(&channel, "b", true).await;
+        // Back (a restart on the same address): in rotation again.
+        health_a
+            .set_service_status("", tonic_health::ServingStatus::Serving)
+            .await;
+        settles(&channel, "a", true).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn when_no_replica_is_healthy_every_one_stays_in() {
+        let (a, health_a) = named_server_with_health("a").await;
+        health_a
+            .set_service_status("", tonic_health::ServingStatus::NotServing)
+            .await;
+        let channel = lazy_channel_with(&format!("ipv4:{a}"), SystemResolver, quick(), |e| e)
+            .unwrap_or_else(|e| panic!("{e}"));
+        settles(&channel, "a", true).await;
     }
 }

@@ -70,6 +70,13 @@ pub struct ServerConfig {
     /// How long a shutdown waits for in-flight requests.
     #[serde(with = "millis")]
     pub shutdown_grace: Duration,
+    /// How long a server keeps serving after a shutdown signal with its
+    /// health already NOT_SERVING, so health-checking clients and probes
+    /// move away before it refuses anything. Zero (the embedded default)
+    /// drains at once; a replica in a cluster wants a little more than
+    /// its clients' health-check interval (1 s) plus a check's timeout.
+    #[serde(with = "millis")]
+    pub drain_delay: Duration,
     /// Largest accepted request message in bytes.
     pub max_message_bytes: usize,
     /// Bearer tokens. When neither these nor `credentials_file` give any,
@@ -168,6 +175,7 @@ impl Default for ServerConfig {
             site: PathBuf::from("sites/ofunato/site.toml"),
             request_timeout: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(10),
+            drain_delay: Duration::ZERO,
             max_message_bytes: 1024 * 1024,
             tokens: Vec::new(),
             credentials_file: None,
@@ -217,7 +225,8 @@ impl ServerConfig {
     /// `MADOGUCHI_SIGNAGE_QUEUE_TOKEN`, and for forms
     /// `MADOGUCHI_FORMS_IDENTITY_URL`, `MADOGUCHI_FORMS_QUEUE_URL`,
     /// `MADOGUCHI_CJK_FONT`, and for POS `MADOGUCHI_POS_FORMS_URL`, and
-    /// `MADOGUCHI_CREDENTIALS_FILE`, `MADOGUCHI_MAX_CONNECTION_AGE_MS`.
+    /// `MADOGUCHI_CREDENTIALS_FILE`, `MADOGUCHI_MAX_CONNECTION_AGE_MS`,
+    /// `MADOGUCHI_DRAIN_DELAY_MS`.
     pub fn load(file: Option<&Path>, env: &dyn Environment) -> Result<Self, ConfigError> {
         let mut config = match file {
             Some(path) => {
@@ -273,6 +282,13 @@ impl ServerConfig {
         }
         if let Some(file) = env.var("MADOGUCHI_CREDENTIALS_FILE") {
             config.credentials_file = Some(PathBuf::from(file));
+        }
+        if let Some(ms) = env.var("MADOGUCHI_DRAIN_DELAY_MS") {
+            config.drain_delay =
+                Duration::from_millis(ms.parse().map_err(|_| ConfigError::Variable {
+                    name: "MADOGUCHI_DRAIN_DELAY_MS",
+                    message: "expected milliseconds".into(),
+                })?);
         }
         if let Some(ms) = env.var("MADOGUCHI_MAX_CONNECTION_AGE_MS") {
             let ms: u64 = ms.parse().map_err(|_| ConfigError::Variable {

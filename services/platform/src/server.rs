@@ -29,6 +29,10 @@ pub struct ServerOptions {
     pub request_timeout: Duration,
     /// How long shutdown waits for in-flight requests.
     pub shutdown_grace: Duration,
+    /// How long the server keeps serving after it turned NOT_SERVING on a
+    /// shutdown signal, before it stops accepting and ends its streams
+    /// (zero: at once).
+    pub drain_delay: Duration,
     /// Concurrent requests per connection.
     pub concurrency_per_connection: usize,
     /// Path prefixes served without credentials and over HTTP/1.1 too:
@@ -47,6 +51,7 @@ impl Default for ServerOptions {
         Self {
             request_timeout: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(10),
+            drain_delay: Duration::ZERO,
             concurrency_per_connection: 256,
             public_http_prefixes: Vec::new(),
             tls: None,
@@ -198,13 +203,23 @@ pub async fn serve(
         result = &mut server => return result,
         () = shutdown => {}
     }
-    tracing::info!(grace = ?options.shutdown_grace, "draining");
     set_health(
         &health_reporter,
         &services.health_names,
         ServingStatus::NotServing,
     )
     .await;
+    if !options.drain_delay.is_zero() {
+        // Lame duck: NOT_SERVING already, still serving everything. Clients
+        // that check health (platform::channel, the kubelet's readiness
+        // probe) take this replica out of rotation before it refuses.
+        tracing::info!(delay = ?options.drain_delay, "not serving; draining after the delay");
+        tokio::select! {
+            result = &mut server => return result,
+            () = tokio::time::sleep(options.drain_delay) => {}
+        }
+    }
+    tracing::info!(grace = ?options.shutdown_grace, "draining");
     drain.drain();
     let _ = stop_accepting.send(());
     match tokio::time::timeout(options.shutdown_grace, server).await {

@@ -1,0 +1,665 @@
+//! The cluster's split topology end to end (`k8s/overlays/cluster/` on one
+//! machine): two queue replicas, identity, forms, POS and signage, each its
+//! own `madoguchi serve --service X` process on one PostgreSQL as its own
+//! role; an edge routing gRPC by service; the floor gateway with simulated
+//! devices. PostgreSQL only: the cluster has no SQLite.
+//!
+//! Nothing sleeps to wait: each step awaits what it needs under a deadline
+//! that only turns a hang into a failure.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod signage_support;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use madoguchi::cli::Auth;
+use madoguchi_e2e::cluster::Cluster;
+use madoguchi_e2e::okuyami::{self, TARO};
+use madoguchi_e2e::{OFFICE, category, counter, token};
+use madoguchi_gateway::app::RunningGateway;
+use madoguchi_gateway::config::GatewayConfig;
+use madoguchi_gateway::devices::printer::sim::PrintedTicket;
+use madoguchi_gateway::floor::{Simulators, start_simulated};
+use madoguchi_platform::auth::Role;
+use madoguchi_platform::clock::{SharedClock, SystemClock};
+use madoguchi_proto::forms::v1 as f;
+use madoguchi_proto::forms::v1::forms_service_client::FormsServiceClient;
+use madoguchi_proto::pos::v1 as p;
+use madoguchi_proto::pos::v1::pos_service_client::PosServiceClient;
+use madoguchi_proto::queue::v1 as q;
+use sea_orm::{ConnectionTrait, Database};
+use signage_support::SseReader;
+use tempfile::TempDir;
+use tonic::Code;
+
+const DEADLINE: Duration = Duration::from_secs(30);
+
+async fn within<T>(what: &str, f: impl Future<Output = T>) -> T {
+    tokio::time::timeout(DEADLINE, f)
+        .await
+        .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+}
+
+struct Floor {
+    gateway: RunningGateway,
+    sims: Simulators,
+    _state: TempDir,
+}
+
+/// The floor PC's gateway, with a kiosk, the board line and register r1,
+/// reaching the cluster through its edge (one endpoint for queue, POS and
+/// signage, as through the cluster's Gateway API route).
+async fn floor(cluster: &Cluster) -> Floor {
+    let state = tempfile::tempdir().unwrap();
+    let text = format!(
+        r#"
+        state = "{state}"
+        [cluster]
+        endpoint = "http://{edge}"
+        office = "{OFFICE}"
+        token = "test-device-032034"
+        call_timeout = 5000
+
+        [timing]
+        backoff_initial = 20
+        backoff_max = 200
+        housekeeping = 600000
+
+        [[kiosks]]
+        id = "k1"
+        heading = "大船渡市役所"
+        printer = {{ path = "sim-printer" }}
+        panel = {{ path = "sim-panel" }}
+        lease_size = 10
+        buttons = {{ 1 = "certificates", 2 = "life-events" }}
+
+        [[board_lines]]
+        id = "rs485-1f"
+        port = {{ path = "sim-line" }}
+        units = [1, 2, 3, 4, 5, 10]
+
+        [[registers]]
+        id = "r1"
+        terminal = {{ path = "sim-terminal", stop_bits = "2" }}
+        printer = {{ path = "sim-receipt" }}
+        "#,
+        state = state.path().join("gateway.db").display(),
+        edge = cluster.edge.addr,
+    );
+    let config = GatewayConfig::parse(&text).unwrap();
+    let clock: SharedClock = Arc::new(SystemClock);
+    let (gateway, sims) = start_simulated(&config, clock).await.unwrap();
+    Floor {
+        gateway,
+        sims,
+        _state: state,
+    }
+}
+
+impl Floor {
+    async fn press(&self, button: u8) -> PrintedTicket {
+        self.sims.panels["k1"].press(button);
+        within("a printed ticket", self.sims.printers["k1"].next_ticket())
+            .await
+            .unwrap_or_else(|| panic!("printer simulator stopped"))
+    }
+
+    async fn board_shows(&self, unit: u8, number: &str) {
+        let mut line = self.sims.lines["rs485-1f"].clone();
+        let expected = number.to_owned();
+        within(&format!("board {unit} to show {number}"), async move {
+            loop {
+                let shown = line
+                    .view(unit)
+                    .and_then(|v| Some(format!("{}{:03}", v.display.prefix?, v.display.number?)));
+                if shown.as_deref() == Some(expected.as_str()) {
+                    return;
+                }
+                line.changed().await;
+            }
+        })
+        .await;
+    }
+}
+
+fn staff_auth() -> Auth {
+    Auth::bearer(&token(Role::Staff, "032034").token).unwrap()
+}
+
+/// Start → call → start service of a ticket at `counter_id`, through the
+/// edge.
+async fn serve(staff: &mut madoguchi_e2e::Client, counter_id: &str) -> q::Ticket {
+    let called = staff
+        .call_next(q::CallNextRequest {
+            counter: counter(counter_id),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .ticket
+        .expect("somebody waits");
+    staff
+        .start_service(q::StartServiceRequest {
+            name: called.name.clone(),
+            etag: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+// ------------------------------------------------------------------ a visit
+
+/// The seed's おくやみ visit, the register and the boards, with every
+/// service in its own process: a kiosk ticket, the call on the board and
+/// the display feed, 本人確認 (forms → identity), the navigator, one
+/// certificate request, one signature, the PDF, and the card payment at
+/// the register (POS → forms) with its receipt printed by the gateway.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn okuyami_visit_and_card_payment_across_the_split_services() {
+    let cluster = Cluster::start().await;
+    let floor = floor(&cluster).await;
+    let channel = cluster.channel().await;
+    let mut staff = cluster.queue_client(Role::Staff).await;
+    let signage = cluster.process("signage").addr;
+    let mut display = SseReader::open(signage, FEED, None).await;
+
+    // The kiosk's 相談 button; counter 2 calls: board 2 and the display.
+    let printed = floor.press(2).await;
+    let ticket = serve(&mut staff, "2").await;
+    assert!(
+        printed.contains(&ticket.display_number),
+        "{}",
+        printed.render_text()
+    );
+    floor.board_shows(2, &ticket.display_number).await;
+    let call = within("the display's call event", async {
+        loop {
+            let event = display.next().await.expect("feed ended");
+            if event.event == "call" {
+                return event;
+            }
+        }
+    })
+    .await;
+    let call: serde_json::Value = serde_json::from_str(&call.data).unwrap();
+    assert_eq!(call["number"], signage_support::shown(&ticket));
+    assert_eq!(call["counter"], "2");
+
+    // 本人確認 at forms' request to identity, then the navigator.
+    let request = okuyami::draft_inheritance_request_on(channel.clone(), &ticket.name).await;
+    let visit_name = request
+        .name
+        .rsplit_once("/certificateRequests/")
+        .map(|(v, _)| v.to_owned())
+        .unwrap();
+    let mut forms = FormsServiceClient::with_interceptor(channel.clone(), staff_auth());
+    let visit = forms
+        .navigate_life_event(f::NavigateLifeEventRequest {
+            visit: visit_name.clone(),
+            life_event: "death".into(),
+            subject: TARO.into(),
+            event_date_wareki: "令和5年6月16日".into(),
+            answers: [
+                ("death_registered", "yes"),
+                ("funeral_held", "yes"),
+                ("chief_mourner", "municipalities/032034/residents/100002"),
+                ("survivor", "municipalities/032034/residents/100002"),
+                ("medical_costs", "no"),
+                ("pension_book_found", "no"),
+                ("mourner_can_visit", "no"),
+            ]
+            .into_iter()
+            .map(|(question, value)| f::Answer {
+                question: question.into(),
+                value: value.into(),
+            })
+            .collect(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        visit.items.iter().any(|i| i
+            .procedure
+            .as_ref()
+            .is_some_and(|p| p.id == "koki-soshitsu")),
+        "the navigator's checklist: {:?}",
+        visit.items.len()
+    );
+    let request = okuyami::confirm_request_on(channel.clone(), &request.name).await;
+
+    // One signature, then the application as a PDF with the Japanese in it.
+    let signature = forms
+        .sign_visit(f::SignVisitRequest {
+            visit: visit_name.clone(),
+            strokes: vec![f::Stroke {
+                points: (0..12)
+                    .map(|i| f::StrokePoint {
+                        x: 500 + i * 300,
+                        y: 5000 + (i % 4) * 300,
+                        t_ms: i * 15,
+                    })
+                    .collect(),
+            }],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(signature.covers.contains(&request.name));
+    let application = forms
+        .render_document(f::RenderDocumentRequest {
+            name: request.name.clone(),
+            kind: f::DocumentKind::CertificateApplication as i32,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(application.media_type, "application/pdf");
+    let document = lopdf::Document::load_mem(&application.content).unwrap();
+    let pages: Vec<u32> = document.get_pages().keys().copied().collect();
+    let text = document.extract_text(&pages).unwrap();
+    for needle in ["証明書交付申請書", "おくやみ つる子", "除籍謄本"] {
+        assert!(text.contains(needle), "{needle} not in the PDF:\n{text}");
+    }
+
+    // The register: POS reads the request from forms; the gateway's
+    // terminal approves the card and its printer cuts the receipt.
+    let mut pos = PosServiceClient::with_interceptor(channel.clone(), staff_auth());
+    pos.open_register_session(p::OpenRegisterSessionRequest {
+        register: format!("{OFFICE}/registers/r1"),
+        float_yen: 30_000,
+    })
+    .await
+    .unwrap();
+    let order = pos
+        .create_order(p::CreateOrderRequest {
+            parent: OFFICE.into(),
+            certificate_request: request.name.clone(),
+            request_id: uuid::Uuid::new_v4().to_string(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let total = order.total.as_ref().map_or(0, |y| y.amount);
+    assert_eq!(total, 750 * 2 + 300 + 300, "除籍謄本 ×2, 除票, 評価証明書");
+    let payment = pos
+        .create_payment(p::CreatePaymentRequest {
+            order: order.name.clone(),
+            register: format!("{OFFICE}/registers/r1"),
+            method: p::PaymentMethod::Card as i32,
+            request_id: uuid::Uuid::new_v4().to_string(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let paper = within(
+        "the receipt",
+        floor.sims.receipt_printers["r1"].next_ticket(),
+    )
+    .await
+    .expect("receipt printer stopped");
+    let receipt = paper.receipt().expect("a receipt");
+    assert_eq!(i64::try_from(receipt.total_yen).unwrap(), total);
+    assert_eq!(receipt.method, "クレジットカード");
+    let paid = within("the approved payment", async {
+        loop {
+            let now = pos
+                .get_payment(p::GetPaymentRequest {
+                    name: payment.name.clone(),
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            if now.state == p::PaymentState::Approved as i32 {
+                return now;
+            }
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    assert_eq!(receipt.receipt_number, paid.receipt_number);
+    assert_eq!(floor.sims.terminals["r1"].sales_received(), 1);
+
+    floor.gateway.shutdown().await;
+    cluster.stop().await;
+}
+
+// ------------------------------------------------------- least privilege
+
+/// Each service's role reaches its own schema only: the queue's role can
+/// neither read the identity service's tables (the My Numbers) nor create
+/// anything in `public`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_service_role_owns_only_its_own_schema() {
+    let cluster = Cluster::start().await;
+    let queue = Database::connect(cluster.database_url("queue"))
+        .await
+        .unwrap();
+    let identity = Database::connect(cluster.database_url("identity"))
+        .await
+        .unwrap();
+    let tables = identity
+        .query_all_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            "SELECT table_schema || '.' || table_name AS t FROM information_schema.tables \
+             WHERE table_schema = 'identity' ORDER BY 1",
+        ))
+        .await
+        .unwrap();
+    let tables: Vec<String> = tables
+        .iter()
+        .map(|row| row.try_get::<String>("", "t").unwrap())
+        .collect();
+    assert!(
+        tables.iter().any(|t| t.contains("resident")),
+        "identity migrated into its schema: {tables:?}"
+    );
+    for table in &tables {
+        let denied = queue
+            .execute_unprepared(&format!("SELECT * FROM {table} LIMIT 1"))
+            .await
+            .unwrap_err();
+        assert!(
+            denied.to_string().contains("permission denied"),
+            "{table}: {denied}"
+        );
+    }
+    let denied = queue
+        .execute_unprepared("CREATE TABLE public.intruder (x int)")
+        .await
+        .unwrap_err();
+    assert!(denied.to_string().contains("permission denied"), "{denied}");
+    // Its own tables are where its search_path puts them.
+    let own = queue
+        .query_all_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            "SELECT count(*)::bigint AS n FROM information_schema.tables \
+             WHERE table_schema = 'queue'",
+        ))
+        .await
+        .unwrap();
+    assert!(own[0].try_get::<i64>("", "n").unwrap() > 3);
+    drop((queue, identity));
+    cluster.stop().await;
+}
+
+// ------------------------------------------------------ a replica drains
+
+/// Outcome of one caller's work under load.
+#[derive(Debug, Default)]
+struct Called {
+    /// Ticket name → how many calls returned it.
+    tickets: BTreeMap<String, u32>,
+    /// Calls retried after the edge or a draining replica refused them.
+    retries: u32,
+}
+
+fn transient(status: &tonic::Status) -> bool {
+    matches!(
+        status.code(),
+        Code::Unavailable | Code::Unknown | Code::Cancelled | Code::Internal
+    )
+}
+
+/// Issues, calls and finishes tickets of `category_id` at `counter_id`
+/// until `stop`, retrying each step that the cluster refused with the same
+/// request id (so a retry of a step that happened returns its result).
+async fn caller(
+    mut staff: madoguchi_e2e::Client,
+    category_id: &'static str,
+    counter_id: &'static str,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> Called {
+    let mut called = Called::default();
+    while !*stop.borrow() {
+        let issue = q::IssueTicketRequest {
+            parent: OFFICE.into(),
+            category: category(category_id),
+            priority: false,
+            request_id: uuid::Uuid::new_v4().to_string(),
+        };
+        loop {
+            match staff.issue_ticket(issue.clone()).await {
+                Ok(_) => break,
+                Err(status) if transient(&status) => called.retries += 1,
+                Err(status) => panic!("issue: {status}"),
+            }
+        }
+        let call = q::CallNextRequest {
+            counter: counter(counter_id),
+            categories: Vec::new(),
+            request_id: uuid::Uuid::new_v4().to_string(),
+        };
+        let ticket = loop {
+            match staff.call_next(call.clone()).await {
+                Ok(r) => break r.into_inner().ticket.expect("the ticket just issued"),
+                Err(status) if transient(&status) => called.retries += 1,
+                Err(status) => panic!("call: {status}"),
+            }
+        };
+        *called.tickets.entry(ticket.name.clone()).or_default() += 1;
+        loop {
+            let finish = q::FinishServiceRequest {
+                name: ticket.name.clone(),
+                etag: String::new(),
+            };
+            match staff.finish_service(finish).await {
+                Ok(_) => break,
+                Err(status) if transient(&status) => called.retries += 1,
+                // A retried finish that had happened: the ticket is done.
+                Err(status) if status.code() == Code::FailedPrecondition => break,
+                Err(status) => panic!("finish: {status}"),
+            }
+        }
+    }
+    called
+}
+
+const FEED: &str = "/signage/api/offices/main/feed";
+
+/// Reads the display feed the way a browser's EventSource does: events
+/// with ids until `newest`; when the server ends the response (its
+/// follower of the queue lost a replica), reconnect with `Last-Event-ID`.
+/// The ids seen, and how many reconnects it took.
+async fn read_feed_through(
+    mut feed: SseReader,
+    signage: std::net::SocketAddr,
+    start: u64,
+    newest: u64,
+) -> (Vec<u64>, u32) {
+    let mut ids: Vec<u64> = Vec::new();
+    let mut reconnects = 0;
+    while ids.last().copied() != Some(newest) {
+        match feed.next_or_end().await {
+            Some(event) => {
+                if let Some(id) = event.id.and_then(|id| id.parse().ok()) {
+                    ids.push(id);
+                }
+            }
+            None => {
+                reconnects += 1;
+                let last = ids.last().copied().unwrap_or(start);
+                feed = SseReader::open(signage, FEED, Some(last)).await;
+            }
+        }
+    }
+    (ids, reconnects)
+}
+
+/// SIGTERM one queue replica while four counters call: every call is
+/// answered exactly once (a retry returns the call that happened), the
+/// event log holds each call once, the display's feed (signage follows the
+/// queue replicas) delivers every event once and in order, and the boards
+/// show the last calls — the streams moved to the other replica.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queue_replica_drains_under_load_and_nothing_is_lost_or_doubled() {
+    let mut cluster = Cluster::start().await;
+    let floor = floor(&cluster).await;
+    let signage = cluster.process("signage").addr;
+    let mut feed = SseReader::open(signage, FEED, None).await;
+    let snapshot = feed.next().await.expect("the feed's status snapshot");
+    let start: u64 = snapshot.id.and_then(|id| id.parse().ok()).unwrap_or(0);
+
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let mut callers = Vec::new();
+    for (category_id, counter_id) in [
+        ("certificates", "1"),
+        ("insurance-pension", "4"),
+        ("elderly-care-disability", "5"),
+        ("children", "6"),
+    ] {
+        let staff = cluster.queue_client(Role::Staff).await;
+        callers.push(tokio::spawn(caller(
+            staff,
+            category_id,
+            counter_id,
+            stopped.clone(),
+        )));
+    }
+    // Under load: wait until calls flow, then take replica 1 away.
+    let mut probe = cluster.queue_client(Role::Staff).await;
+    let sequence = |status: q::OfficeStatus| status.last_sequence;
+    let status = q::GetOfficeStatusRequest {
+        name: OFFICE.into(),
+    };
+    within("calls to flow", async {
+        while sequence(
+            probe
+                .get_office_status(status.clone())
+                .await
+                .unwrap()
+                .into_inner(),
+        ) < start + 40
+        {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    cluster.queue[0].terminate().await;
+    let exit = cluster.queue[0].exited().await;
+    assert!(
+        exit.success(),
+        "replica 1 drained and exited cleanly: {exit}"
+    );
+    // The other replica carries the floor alone for a while.
+    let after_drain = loop {
+        match probe.get_office_status(status.clone()).await {
+            Ok(s) => break sequence(s.into_inner()),
+            Err(e) if transient(&e) => continue,
+            Err(e) => panic!("{e}"),
+        }
+    };
+    within("calls to flow on the other replica", async {
+        loop {
+            match probe.get_office_status(status.clone()).await {
+                Ok(s) if s.get_ref().last_sequence >= after_drain + 40 => return,
+                Ok(_) => tokio::task::yield_now().await,
+                Err(e) if transient(&e) => tokio::task::yield_now().await,
+                Err(e) => panic!("{e}"),
+            }
+        }
+    })
+    .await;
+    stop.send_replace(true);
+    let mut answered: HashMap<String, u32> = HashMap::new();
+    let mut retries = 0;
+    for c in callers {
+        let called = within("the callers to stop", c).await.unwrap();
+        retries += called.retries;
+        for (ticket, n) in called.tickets {
+            *answered.entry(ticket).or_default() += n;
+        }
+    }
+    assert!(answered.values().all(|n| *n == 1), "a call answered twice");
+
+    // The event log, from the surviving replica: each ticket called once,
+    // exactly the calls that were answered.
+    let newest = loop {
+        match probe.get_office_status(status.clone()).await {
+            Ok(s) => break sequence(s.into_inner()),
+            Err(e) if transient(&e) => continue,
+            Err(e) => panic!("{e}"),
+        }
+    };
+    let mut survivor = madoguchi_e2e::client_at(cluster.queue[1].addr, Role::Staff, "032034").await;
+    let mut watch = survivor
+        .watch_office(q::WatchOfficeRequest {
+            office: OFFICE.into(),
+            after_sequence: start,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut calls_in_log: HashMap<String, u32> = HashMap::new();
+    let mut expected = start + 1;
+    while expected <= newest {
+        let event = within("the event log", watch.message())
+            .await
+            .unwrap()
+            .and_then(|r| r.event)
+            .expect("an event");
+        assert_eq!(event.sequence, expected, "the log is gapless");
+        expected += 1;
+        if event.r#type == q::EventType::TicketCalled as i32 {
+            let ticket = event.ticket.expect("the called ticket");
+            *calls_in_log.entry(ticket.name).or_default() += 1;
+        }
+    }
+    assert_eq!(
+        calls_in_log.keys().collect::<HashSet<_>>(),
+        answered.keys().collect::<HashSet<_>>(),
+        "the log's calls are the answered calls"
+    );
+    assert!(
+        calls_in_log.values().all(|n| *n == 1),
+        "a ticket called twice"
+    );
+
+    // The display's feed moved with signage's follower: every event once,
+    // in order, up to the newest — read as the page's EventSource reads it.
+    let (ids, reconnects) = within(
+        "the display feed to catch up",
+        read_feed_through(feed, signage, start, newest),
+    )
+    .await;
+    assert_eq!(
+        ids,
+        ((start + 1)..=newest).collect::<Vec<_>>(),
+        "the feed skipped or repeated an event"
+    );
+
+    // The gateway's follower moved too: board 1 shows counter 1's last call.
+    let tickets = survivor
+        .list_tickets(q::ListTicketsRequest {
+            parent: OFFICE.into(),
+            page_size: 1000,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .tickets;
+    let last_called_at_1 = tickets
+        .iter()
+        .filter(|t| t.issue_category == category("certificates"))
+        .max_by_key(|t| t.display_number.clone())
+        .expect("certificates were called");
+    floor.board_shows(1, &last_called_at_1.display_number).await;
+    eprintln!(
+        "cluster drain: {} calls answered once each, {retries} retried steps, \
+         {reconnects} feed reconnects, events {}..={newest}",
+        answered.len(),
+        start + 1
+    );
+    floor.gateway.shutdown().await;
+    cluster.stop().await;
+}
