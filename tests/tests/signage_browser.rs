@@ -413,3 +413,88 @@ async fn floor_guide_finds_the_counter_by_kana(backend: Backend) {
     phone.close().await;
     floor.stop().await;
 }
+
+/// The floor's name on the map's heading, per language of the guide (the
+/// sample site's `signage.toml`).
+const MAP_HEADINGS: [(&str, &str); 5] = [
+    ("日本語", "— 1階"),
+    ("English", "— 1F"),
+    ("中文", "— 1楼"),
+    ("한국어", "— 1층"),
+    ("やさしいにほんご", "— 1かい"),
+];
+
+/// Every element of the floor map that overflows its box: an HTML element
+/// whose content is wider or taller than it (`scrollWidth > clientWidth`),
+/// or an SVG text wider or taller than the area drawn just before it.
+const MAP_OVERFLOWS: &str = r#"
+    const bad = [];
+    for (const n of document.querySelectorAll('#map, #map *')) {
+      if (n instanceof HTMLElement) {
+        if (getComputedStyle(n).display === 'inline') continue;
+        if (n.scrollWidth > n.clientWidth || n.scrollHeight > n.clientHeight) {
+          bad.push(`${n.tagName}.${n.className} "${n.textContent}": ` +
+            `${n.scrollWidth}×${n.scrollHeight} in ${n.clientWidth}×${n.clientHeight}`);
+        }
+      } else if (n instanceof SVGTextElement) {
+        const area = n.previousElementSibling;
+        const t = n.getBBox();
+        const a = area.getBBox();
+        if (t.x < a.x || t.y < a.y || t.x + t.width > a.x + a.width || t.y + t.height > a.y + a.height) {
+          bad.push(`svg text "${n.textContent}": ${t.width.toFixed(1)}×${t.height.toFixed(1)} ` +
+            `in ${a.width}×${a.height}`);
+        }
+      }
+    }
+    return bad;
+"#;
+
+/// The floor map's labels fit or wrap inside their areas in all five
+/// languages on the touch panel (landscape and portrait), a laptop and a
+/// phone (issue #23: the elevator's name ran out of its box at 1920×1080).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn floor_map_labels_fit_their_areas_in_every_language_and_size() {
+    let floor = spawn_all(Backend::Sqlite).await;
+    for (width, height) in [(1920, 1080), (1080, 1920), (1280, 800), (390, 844)] {
+        let page = chromium(width, height).await;
+        page.browser
+            .goto(&format!("{}/signage/offices/main/guide", floor.base()))
+            .await
+            .unwrap();
+        for (language, heading) in MAP_HEADINGS {
+            page.browser
+                .execute(
+                    "const [name] = arguments; \
+                     [...document.querySelectorAll('#langs button')].find((b) => b.textContent === name).click(); \
+                     return true;",
+                    vec![language.into()],
+                )
+                .await
+                .unwrap();
+            page.wait_for_text("#map h3", heading).await;
+            let labels = page
+                .browser
+                .execute(
+                    "return [...document.querySelectorAll('#map .label, #map text')].map((n) => n.textContent);",
+                    vec![],
+                )
+                .await
+                .unwrap();
+            assert_eq!(
+                labels.as_array().map(Vec::len),
+                Some(10),
+                "six counters and four areas are labelled: {labels}"
+            );
+            let overflows = page.browser.execute(MAP_OVERFLOWS, vec![]).await.unwrap();
+            assert_eq!(
+                overflows,
+                serde_json::json!([]),
+                "{language} at {width}×{height}"
+            );
+        }
+        page.screenshot(&format!("guide-map-easy-{width}x{height}"))
+            .await;
+        page.close().await;
+    }
+    floor.stop().await;
+}

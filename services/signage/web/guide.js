@@ -66,6 +66,11 @@ function renderResults() {
   }
 }
 
+// The map: areas are SVG shapes scaled to the panel; their labels are HTML
+// boxes laid over them at the same place and size, so a long name
+// (エレベーター, "Ticket machine", 번호표 발급기) wraps inside its area
+// instead of running out of it as an SVG <text> would. Label sizes are in
+// cqw (hundredths of the map's width), like the shapes.
 function renderMap() {
   const box = document.getElementById('map');
   if (!guide || guide.floors.length === 0) { box.replaceChildren(); return; }
@@ -75,12 +80,21 @@ function renderMap() {
   const svg = document.createElementNS(NS, 'svg');
   svg.setAttribute('viewBox', `0 0 ${floor.width} ${floor.height}`);
   svg.setAttribute('role', 'img');
-  const add = (tag, attrs, text) => {
+  svg.setAttribute('aria-hidden', 'true');
+  const add = (tag, attrs) => {
     const n = document.createElementNS(NS, tag);
     for (const [k, v] of Object.entries(attrs)) n.setAttribute(k, v);
-    if (text !== undefined) n.textContent = text;
     svg.append(n);
     return n;
+  };
+  const labels = [];
+  const label = (a, cls, text) => {
+    const pct = (v, of) => `${(v / of) * 100}%`;
+    labels.push(el('div', {
+      class: `label ${cls}`,
+      style: `left:${pct(a.x, floor.width)};top:${pct(a.y, floor.height)};` +
+        `width:${pct(a.w, floor.width)};height:${pct(a.h, floor.height)}`,
+    }, text));
   };
   add('rect', { x: 0, y: 0, width: floor.width, height: floor.height, fill: '#24324a', rx: 1.5 });
   const counters = new Map(guide.counters.map((c) => [c.id, c]));
@@ -91,15 +105,18 @@ function renderMap() {
       add('rect', { x: a.x, y: a.y, width: a.w, height: a.h, rx: 1, fill: c ? c.colour : '#888',
         'fill-opacity': target && !isTarget ? 0.35 : 1, stroke: isTarget ? '#ffd34d' : 'none',
         'stroke-width': isTarget ? 1.6 : 0, class: isTarget ? 'target' : '', 'data-counter': a.counter });
-      add('text', { x: a.x + a.w / 2, y: a.y + a.h / 2 + 2.2, 'text-anchor': 'middle', 'font-size': 6,
-        'font-weight': 700, fill: '#fff' }, c ? c.number : a.counter);
+      label(a, 'counter', c ? c.number : a.counter);
     } else {
       add('rect', { x: a.x, y: a.y, width: a.w, height: a.h, rx: 1, fill: '#3a4a66' });
-      add('text', { x: a.x + a.w / 2, y: a.y + a.h / 2 + 1.2, 'text-anchor': 'middle', 'font-size': 3.2,
-        fill: '#e6ecf5' }, a.label || '');
+      label(a, a.kind, a.label || '');
     }
   }
-  box.replaceChildren(el('h3', {}, `${t('map')} — ${floor.name}`), svg);
+  // The plan's units are the map's: 100 wide means 1 unit = 1cqw.
+  const plan = el('div', {
+    class: 'plan',
+    style: `aspect-ratio:${floor.width}/${floor.height};--unit:${100 / floor.width}cqw`,
+  }, svg, ...labels);
+  box.replaceChildren(el('h3', {}, `${t('map')} — ${floor.name}`), plan);
 }
 
 function renderSlots() {
