@@ -498,3 +498,189 @@ async fn floor_map_labels_fit_their_areas_in_every_language_and_size() {
     }
     floor.stop().await;
 }
+
+/// Replaces the display's announcement timing with a manual clock: time
+/// stands still until `__clock.advance(ms)` moves it, waking the page's
+/// sleeps in order; speech takes 3 s a language. Records every change of
+/// the announcement banner with the manual time.
+const MANUAL_ANNOUNCEMENT_CLOCK: &str = r#"
+    let now = 0;
+    const timers = [];
+    timing.now = () => now;
+    timing.sleep = (ms) => new Promise((resolve) => timers.push({ at: now + Math.max(0, ms), resolve }));
+    timing.speak = () => timing.sleep(3000);
+    window.__banner = [];
+    const box = document.getElementById('announcement');
+    new MutationObserver(() => window.__banner.push([now, box.textContent]))
+      .observe(box, { childList: true, subtree: true, characterData: true });
+    window.__clock = {
+      advance: async (ms) => {
+        const end = now + ms;
+        for (;;) {
+          timers.sort((a, b) => a.at - b.at);
+          if (timers.length === 0 || timers[0].at > end) break;
+          const due = timers.shift();
+          now = Math.max(now, due.at);
+          due.resolve();
+          // Let the page run what the timer woke before the next one.
+          await new Promise((r) => setTimeout(r, 0));
+        }
+        now = end;
+      },
+    };
+    return true;
+"#;
+
+/// A burst of calls does not leave the display announcing old numbers
+/// (issue #23): with the sample's bound of 20 s and 7.2 s an announcement
+/// (chime 1.2 s, 3 s Japanese, 3 s English, on the page's injected clock),
+/// three of nine calls are spoken, the third cut off at 20 s, and the rest
+/// are shown but not spoken; a recall of a number still waiting to be
+/// announced replaces its announcement instead of adding one; the banner
+/// never shows an announcement older than 20 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn announcements_in_a_burst_stay_within_their_bound() {
+    let floor = spawn_all(Backend::Sqlite).await;
+    let mut staff = floor.queue(Role::Staff).await;
+    let page = chromium(1920, 1080).await;
+    page.browser
+        .goto(&format!("{}/signage/offices/main/display", floor.base()))
+        .await
+        .unwrap();
+    page.wait_for_text("#office", "大船渡市役所").await;
+    // The office's settings (and the ticker) arrived with the guide data.
+    page.wait_for_text("#ticker", "三陸鉄道").await;
+    let bound = page
+        .browser
+        .execute("return announceWithinMs;", vec![])
+        .await
+        .unwrap();
+    assert_eq!(bound, 20000, "announce_within_seconds of signage.toml");
+    page.browser
+        .execute(MANUAL_ANNOUNCEMENT_CLOCK, vec![])
+        .await
+        .unwrap();
+    page.browser
+        .execute(RECORD_APPEARANCES, vec![])
+        .await
+        .unwrap();
+
+    // The burst, while the page's clock stands still: counter 1 calls,
+    // counter 2 calls (and keeps) the second ticket, counter 1 goes on
+    // through six more, then counter 2 recalls its ticket.
+    let mut tickets = Vec::new();
+    for _ in 0..8 {
+        tickets.push(issue_ticket(&mut staff, "certificates").await);
+    }
+    let mut called = vec![call_next(&mut staff, "1").await];
+    let kept = call_next(&mut staff, "2").await;
+    called.push(kept.clone());
+    for _ in 0..6 {
+        let previous = called.last().unwrap().clone();
+        let previous = if previous.name == kept.name {
+            called[0].clone()
+        } else {
+            previous
+        };
+        serve_and_finish(&mut staff, &previous).await;
+        called.push(call_next(&mut staff, "1").await);
+    }
+    staff
+        .recall(madoguchi_proto::queue::v1::RecallRequest {
+            name: kept.name.clone(),
+            etag: String::new(),
+        })
+        .await
+        .unwrap();
+    let newest = last_sequence(&mut staff).await;
+    page.wait_in_page(
+        "const [newest, done] = arguments; \
+         const ok = () => lastSequence >= newest; \
+         if (ok()) return done(true); \
+         const timer = setInterval(() => { if (ok()) { clearInterval(timer); done(true); } }, 10);",
+        vec![newest.into()],
+    )
+    .await;
+    let numbers: Vec<String> = called.iter().map(shown).collect();
+    // The first is on the banner; eight wait, the recall in the place of
+    // the call it repeats.
+    let queued = page
+        .browser
+        .execute(
+            "return [current && current.call.number, announcements.map((a) => [a.call.number, a.call.recall])];",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let mut expected_queue = vec![serde_json::json!([numbers[1], true])];
+    expected_queue.extend(numbers[2..].iter().map(|n| serde_json::json!([n, false])));
+    assert_eq!(
+        queued,
+        serde_json::json!([numbers[0], expected_queue]),
+        "one announcement per number"
+    );
+
+    page.wait_in_page(
+        "const [done] = arguments; __clock.advance(60000).then(() => done(true));",
+        vec![],
+    )
+    .await;
+
+    let state = page
+        .browser
+        .execute(
+            "return [window.__banner, skipped, announcements.length, speaking, Object.keys(window.__appeared)];",
+            vec![],
+        )
+        .await
+        .unwrap();
+    // What the banner showed, when (manual ms), and when it emptied.
+    let banner: Vec<(u64, String)> = state[0]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e[0].as_u64().unwrap(), e[1].as_str().unwrap().to_owned()))
+        .collect();
+    let shown_at: Vec<(u64, &str)> = banner
+        .iter()
+        .map(|(t, text)| {
+            let number = numbers
+                .iter()
+                .find(|n| text.contains(n.as_str()))
+                .map_or("", String::as_str);
+            (*t, number)
+        })
+        .collect();
+    assert_eq!(
+        shown_at,
+        [
+            (0, numbers[0].as_str()),
+            (7200, numbers[1].as_str()),
+            (14400, numbers[2].as_str()),
+            (20000, ""),
+        ],
+        "{banner:?}"
+    );
+    assert!(
+        banner[1].1.contains("もう一度お呼びします") && banner[1].1.contains("Calling again"),
+        "the recall's words: {banner:?}"
+    );
+    assert_eq!(state[1], 5, "five calls shown but not spoken");
+    assert_eq!(state[2], 0);
+    assert_eq!(state[3], false);
+    // Every call was on the board.
+    let appeared: Vec<&str> = state[4]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n.as_str().unwrap())
+        .collect();
+    for number in &numbers {
+        assert!(
+            appeared.contains(&number.as_str()),
+            "{number}: {appeared:?}"
+        );
+    }
+    page.close().await;
+    floor.stop().await;
+}

@@ -119,6 +119,34 @@ pub struct OfficeSignage {
     /// Sponsored ads (the seed's guide is ad-funded).
     #[serde(default)]
     pub ads: Vec<Ad>,
+    /// The call display's settings.
+    #[serde(default)]
+    pub display: DisplaySettings,
+}
+
+/// How the call display behaves (`[offices.display]`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DisplaySettings {
+    /// A call whose announcement has not started this many seconds after
+    /// the display received it is shown but not spoken, and an
+    /// announcement leaves the banner when it is this old: during a burst
+    /// residents never hear a number long after it was called. 1..=300;
+    /// default 20.
+    #[serde(default = "default_announce_within_seconds")]
+    pub announce_within_seconds: u32,
+}
+
+fn default_announce_within_seconds() -> u32 {
+    20
+}
+
+impl Default for DisplaySettings {
+    fn default() -> Self {
+        Self {
+            announce_within_seconds: default_announce_within_seconds(),
+        }
+    }
 }
 
 /// One call board and the counters it shows.
@@ -345,6 +373,12 @@ impl Guide {
                 .iter()
                 .map(|c| c.id.as_str())
                 .collect();
+            if !(1..=300).contains(&office.display.announce_within_seconds) {
+                v.add(
+                    format!("{at}.display.announce_within_seconds"),
+                    "must be 1..=300",
+                );
+            }
             let mut ids = HashSet::new();
             let mut addresses = HashSet::new();
             for (b, board) in office.boards.iter().enumerate() {
@@ -665,6 +699,27 @@ mod tests {
     }
 
     #[test]
+    fn announcements_are_bounded_by_default_and_by_the_file() {
+        let (site, guide) = shipped();
+        let main = |g: &Guide| {
+            g.office("main")
+                .unwrap()
+                .signage
+                .display
+                .announce_within_seconds
+        };
+        assert_eq!(main(&guide), 20);
+        let bare = Guide::parse("[[offices]]\nid = \"main\"\n", &site).unwrap();
+        assert_eq!(main(&bare), 20, "the default");
+        let set = Guide::parse(
+            "[[offices]]\nid = \"main\"\n[offices.display]\nannounce_within_seconds = 45\n",
+            &site,
+        )
+        .unwrap();
+        assert_eq!(main(&set), 45);
+    }
+
+    #[test]
     fn search_matches_kanji_kana_katakana_and_romaji() {
         let (_, guide) = shipped();
         for query in [
@@ -727,6 +782,7 @@ mod tests {
         let text = r#"
 [[offices]]
 id = "main"
+display = { announce_within_seconds = 0 }
 [[offices.boards]]
 id = "b"
 line = "l"
@@ -757,6 +813,7 @@ text = { ja = "a", en = "a", zh = "a", ko = "a", ja-easy = "a" }
             "hiragana",
             "every language",
             "must be after starts",
+            "display.announce_within_seconds",
         ] {
             assert!(message.contains(expected), "{expected} in {message}");
         }

@@ -305,6 +305,8 @@ struct GuideData<'a> {
     counters: Vec<MapCounter>,
     notices: Vec<OnAir>,
     ads: Vec<OnAir>,
+    /// The call display's settings (the guide page ignores them).
+    display: guide::DisplaySettings,
 }
 
 #[derive(Debug, Serialize)]
@@ -403,6 +405,9 @@ async fn guide_data(
         counters,
         notices,
         ads,
+        display: office_guide
+            .map(|g| g.signage.display.clone())
+            .unwrap_or_default(),
     })
     .into_response())
 }

@@ -3,12 +3,19 @@
 // doing) and `call` / `change` events in log order. Each call is shown the
 // moment it arrives and queued for announcement; announcements never
 // overlap (chime, then Japanese and English speech where the browser has
-// voices, or a fixed reading time).
+// voices, or a fixed reading time) and never fall behind by more than a
+// bound (`announce_within_seconds` of the office's signage.toml, default
+// 20 s): a call whose announcement has not started within it of reaching
+// the page is shown but not spoken, a recall of a number still waiting to
+// be announced replaces it, and the banner drops an announcement that
+// reaches the bound.
 'use strict';
 
 const office = decodeURIComponent(location.pathname.split('/')[3]);
 const RECENT = 8;
 const SPEAK_FALLBACK_MS = 6000;
+const CHIME_MS = 1200;
+let announceWithinMs = 20000;
 
 const calling = new Map();   // counter number -> call view
 const recent = [];           // newest first
@@ -93,9 +100,20 @@ function onChange(change) {
   renderCalling();
 }
 
-// ---- announcements: one at a time, in arrival order
-const announcements = [];
+// ---- announcements: one at a time, in arrival order, within a bound
+
+// Time as the announcements see it. Tests replace these three to drive
+// the queue with a clock of their own instead of waiting for real time.
+let timing = {
+  now: () => Date.now(),
+  sleep: (ms) => new Promise((resolve) => setTimeout(resolve, Math.max(0, ms))),
+  speak: (text, lang) => speak(text, lang),
+};
+
+const announcements = [];   // waiting to start, oldest first; each {call, arrived}
 let speaking = false;
+let current = null;         // the announcement on the banner
+let skipped = 0;            // calls shown but not spoken (too late)
 let audio = null;
 
 function chime() {
@@ -120,7 +138,7 @@ function speak(text, lang) {
   return new Promise((resolve) => {
     const voices = window.speechSynthesis ? speechSynthesis.getVoices() : [];
     const voice = voices.find((v) => v.lang && v.lang.startsWith(lang));
-    if (!voice) { setTimeout(resolve, SPEAK_FALLBACK_MS / 2); return; }
+    if (!voice) { timing.sleep(SPEAK_FALLBACK_MS / 2).then(resolve); return; }
     const u = new SpeechSynthesisUtterance(text);
     u.voice = voice; u.lang = voice.lang;
     u.onend = resolve; u.onerror = resolve;
@@ -129,7 +147,12 @@ function speak(text, lang) {
 }
 
 function announce(call) {
-  announcements.push(call);
+  const entry = { call, arrived: timing.now() };
+  // A recall of a number still waiting: one announcement, in the earlier
+  // one's place, saying what the recall says, timed from the recall.
+  const waiting = announcements.findIndex((a) => a.call.number === call.number);
+  if (waiting >= 0) announcements[waiting] = entry;
+  else announcements.push(entry);
   if (speaking) return;
   speaking = true;
   // In a task of its own: the number is on the board (and painted) first,
@@ -138,15 +161,31 @@ function announce(call) {
 }
 
 async function nextAnnouncement() {
-  const call = announcements.shift();
   const box = document.getElementById('announcement');
-  if (!call) { speaking = false; box.replaceChildren(); return; }
+  let next = announcements.shift();
+  // Too late to start: it stays on the board, unspoken.
+  while (next && timing.now() - next.arrived >= announceWithinMs) {
+    skipped += 1;
+    next = announcements.shift();
+  }
+  current = next || null;
+  if (!next) { speaking = false; box.replaceChildren(); return; }
   speaking = true;
+  const { call } = next;
   box.replaceChildren(el('div', {}, call.announcement_ja), el('div', { class: 'en' }, call.announcement_en));
-  chime();
-  await new Promise((r) => setTimeout(r, 1200));
-  await speak(call.announcement_ja, 'ja');
-  await speak(call.announcement_en, 'en');
+  // The banner never shows an announcement older than the bound: whichever
+  // comes first, the end of the speech or the bound, ends it.
+  let expired = false;
+  const deadline = timing.sleep(next.arrived + announceWithinMs - timing.now())
+    .then(() => { expired = true; });
+  const spoken = (async () => {
+    chime();
+    await timing.sleep(CHIME_MS);
+    if (!expired) await timing.speak(call.announcement_ja, 'ja');
+    if (!expired) await timing.speak(call.announcement_en, 'en');
+  })();
+  await Promise.race([spoken, deadline]);
+  if (expired && window.speechSynthesis) speechSynthesis.cancel();
   nextAnnouncement();
 }
 
@@ -163,6 +202,9 @@ fetch(`/signage/api/offices/${encodeURIComponent(office)}/guide?lang=ja`)
   .then((r) => (r.ok ? r.json() : null))
   .then((g) => {
     if (!g) return;
+    if (g.display && g.display.announce_within_seconds > 0) {
+      announceWithinMs = g.display.announce_within_seconds * 1000;
+    }
     const items = [
       ...g.notices.map((n) => el('span', { class: 'slot notice' }, el('span', { class: 'label' }, 'お知らせ'), n.text)),
       ...g.ads.map((a) => el('span', { class: 'slot ad' }, el('span', { class: 'label' }, `広告 ${a.sponsor}`), a.text)),
