@@ -184,12 +184,17 @@ def test_in_cluster_clients_resolve_headless_services(overlay_name):
 @pytest.mark.parametrize("overlay_name", ["cluster", "ofunato"])
 def test_each_database_service_connects_as_its_own_role(overlay_name):
     docs = load(overlay_name)
-    roles = {r["spec"]["name"]: r for r in of_kind(docs, "DatabaseRole")}
+    (cluster,) = of_kind(docs, "Cluster")
+    roles = {r["name"]: r for r in cluster["spec"]["managed"]["roles"]}
     assert set(roles) == DATABASE_SERVICES
+    for name, role in roles.items():
+        assert role["ensure"] == "present" and role["login"], name
+        assert not any(role.get(power) for power in ("superuser", "createdb", "createrole", "replication", "bypassrls")), name
+        assert role["connectionLimit"] > 0, name
+    assert not of_kind(docs, "DatabaseRole"), "roles are the Cluster's managed roles (docs/deploy.md)"
     (database,) = of_kind(docs, "Database")
     schemas = {s["name"]: s["owner"] for s in database["spec"]["schemas"]}
     assert schemas == {name: name for name in DATABASE_SERVICES}, "each role owns exactly its schema"
-    (cluster,) = of_kind(docs, "Cluster")
     assert cluster["spec"]["instances"] == 3
     assert "REVOKE CREATE ON SCHEMA public FROM PUBLIC" in cluster["spec"]["bootstrap"]["initdb"]["postInitApplicationSQL"]
     for name in CLUSTER_SERVICES:
@@ -198,7 +203,7 @@ def test_each_database_service_connects_as_its_own_role(overlay_name):
         if name not in DATABASE_SERVICES:
             assert "MADOGUCHI_DATABASE_URL" not in names
             continue
-        secret = roles[name]["spec"]["passwordSecret"]["name"]
+        secret = roles[name]["passwordSecret"]["name"]
         by_name = {e["name"]: e for e in env}
         assert by_name["DB_USER"]["valueFrom"]["secretKeyRef"] == {"name": secret, "key": "username"}
         assert by_name["DB_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": secret, "key": "password"}
@@ -322,10 +327,12 @@ def references(docs) -> set[tuple[str, str, str, str | None]]:
         validation = gateway["spec"].get("tls", {}).get("frontend", {}).get("default", {}).get("validation", {})
         for ref in validation.get("caCertificateRefs", []):
             found.add((ref["kind"].lower(), ref.get("namespace", namespace), ref["name"], "ca.crt"))
-    for role in of_kind(docs, "DatabaseRole"):
-        namespace = role["metadata"]["namespace"]
-        for key in ("username", "password"):
-            found.add(("secret", namespace, role["spec"]["passwordSecret"]["name"], key))
+    for cluster in of_kind(docs, "Cluster"):
+        namespace = cluster["metadata"]["namespace"]
+        for role in cluster["spec"].get("managed", {}).get("roles", []):
+            if "passwordSecret" in role:
+                for key in ("username", "password"):
+                    found.add(("secret", namespace, role["passwordSecret"]["name"], key))
     for store in of_kind(docs, "ObjectStore"):
         namespace = store["metadata"]["namespace"]
         for ref in store["spec"]["configuration"].get("s3Credentials", {}).values():
