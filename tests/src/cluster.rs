@@ -66,6 +66,8 @@ pub struct Process {
     pub name: String,
     /// Where it listens.
     pub addr: SocketAddr,
+    service: String,
+    env: Vec<(String, String)>,
     child: Child,
     log: PathBuf,
 }
@@ -194,7 +196,7 @@ pub struct Cluster {
     /// identity, forms, pos, signage.
     pub others: HashMap<&'static str, Process>,
     /// The edge every client outside the cluster goes through.
-    pub edge: crate::edge::Edge,
+    pub edge: madoguchi::edge::Edge,
     database: ClusterDatabase,
     dir: TempDir,
 }
@@ -307,26 +309,25 @@ impl Cluster {
         ));
         let signage = spawn_process("signage", "signage", env, dir.path()).await;
 
-        let edge = crate::edge::Edge::start(vec![
-            ("/madoguchi.queue.v1.QueueService/", queue_target),
-            (
-                "/madoguchi.identity.v1.IdentityService/",
-                format!("http://{}", identity.addr),
-            ),
-            (
-                "/madoguchi.forms.v1.FormsService/",
-                format!("http://{}", forms.addr),
-            ),
-            (
-                "/madoguchi.pos.v1.PosService/",
-                format!("http://{}", pos.addr),
-            ),
-            (
-                "/madoguchi.signage.v1.SignageService/",
-                format!("http://{}", signage.addr),
-            ),
-        ])
-        .await;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let at = |p: &Process| format!("http://{}", p.addr);
+        let edge = madoguchi::edge::Edge::start(
+            listener,
+            [
+                ("/madoguchi.queue.v1.QueueService/", queue_target),
+                ("/madoguchi.identity.v1.IdentityService/", at(&identity)),
+                ("/madoguchi.forms.v1.FormsService/", at(&forms)),
+                ("/madoguchi.pos.v1.PosService/", at(&pos)),
+                ("/madoguchi.signage.v1.SignageService/", at(&signage)),
+                ("/signage/", at(&signage)),
+            ]
+            .into_iter()
+            .map(|(prefix, target)| (prefix.to_owned(), target))
+            .collect(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
         others.insert("identity", identity);
         others.insert("forms", forms);
         others.insert("pos", pos);
@@ -338,6 +339,26 @@ impl Cluster {
             database,
             dir,
         }
+    }
+
+    /// Starts queue replica `index` again, after it exited, on the address
+    /// it had (the peers' fixed lists name it): a rolling update's new pod.
+    pub async fn restart_queue(&mut self, index: usize) {
+        let old = &self.queue[index];
+        assert!(
+            old.child.id().is_none(),
+            "{} is still running: terminate it and wait for its exit first",
+            old.name
+        );
+        let mut env = old.env.clone();
+        for (name, value) in &mut env {
+            if name == "MADOGUCHI_LISTEN" {
+                *value = old.addr.to_string();
+            }
+        }
+        let name = old.name.clone();
+        let service = old.service.clone();
+        self.queue[index] = spawn_process(&name, &service, env, self.dir.path()).await;
     }
 
     /// The process of `service` (not the queue).
@@ -401,11 +422,15 @@ async fn spawn_process(
     dir: &Path,
 ) -> Process {
     let log = dir.join(format!("{name}.log"));
-    let log_file = std::fs::File::create(&log).unwrap_or_else(|e| panic!("{e}"));
+    let log_file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log)
+        .unwrap_or_else(|e| panic!("{e}"));
     let mut child = Command::new(madoguchi_binary())
         .args(["serve", "--service", service])
         .env_clear()
-        .envs(env)
+        .envs(env.iter().cloned())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::from(log_file))
@@ -439,6 +464,8 @@ async fn spawn_process(
     Process {
         name: name.to_owned(),
         addr,
+        service: service.to_owned(),
+        env,
         child,
         log,
     }

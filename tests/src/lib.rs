@@ -21,7 +21,6 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
 pub mod cluster;
-pub mod edge;
 pub mod okuyami;
 
 pub use madoguchi_proto::queue::v1 as pb;

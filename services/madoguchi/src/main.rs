@@ -45,6 +45,17 @@ enum Command {
         #[arg(long)]
         site: Option<PathBuf>,
     },
+    /// A stand-in for the cluster's edge proxy on one machine (for
+    /// scripts/cluster-local.sh; a cluster uses its Gateway API routes).
+    Edge {
+        /// Listen address.
+        #[arg(long, default_value = "127.0.0.1:50051")]
+        listen: std::net::SocketAddr,
+        /// PREFIX=TARGET, e.g. /madoguchi.queue.v1.QueueService/=ipv4:127.0.0.1:50061,127.0.0.1:50062
+        /// (repeat; the first matching prefix wins).
+        #[arg(long = "route", required = true, value_parser = madoguchi::edge::parse_route)]
+        routes: Vec<(String, String)>,
+    },
     /// Queue commands for counter staff and demos.
     Queue {
         #[command(flatten)]
@@ -112,6 +123,14 @@ fn main() -> ExitCode {
                 running
                     .run_until(madoguchi_platform::server::termination_signal())
                     .await
+            }
+            Command::Edge { listen, routes } => {
+                let listener = tokio::net::TcpListener::bind(listen).await?;
+                let edge =
+                    madoguchi::edge::Edge::start(listener, routes).map_err(anyhow::Error::msg)?;
+                println!("listening on {}", edge.addr);
+                madoguchi_platform::server::termination_signal().await;
+                Ok(())
             }
             Command::Queue { client, command } => cli::run(client, command).await,
             Command::Visit { client, command } => madoguchi::visit_cli::run(client, command).await,

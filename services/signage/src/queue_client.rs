@@ -44,5 +44,8 @@ pub fn connect(url: &str, token: &SecretString) -> Result<QueueClient, String> {
         .map_err(|_| "the queue token is not printable ascii".to_owned())?;
     let channel = madoguchi_platform::channel::lazy_channel(url, |e| e.tcp_nodelay(true))
         .map_err(|e| format!("invalid queue url {e}"))?;
-    Ok(QueueServiceClient::with_interceptor(channel, Bearer(header)))
+    Ok(QueueServiceClient::with_interceptor(
+        channel,
+        Bearer(header),
+    ))
 }

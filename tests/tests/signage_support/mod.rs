@@ -330,6 +330,32 @@ impl SseReader {
             }
         }
     }
+
+    /// Like [`SseReader::next`], but `None` also when the server ends the
+    /// response (the chunked body's last chunk, `0`), as when its follower
+    /// of the queue ended: a browser's EventSource then reconnects with
+    /// `Last-Event-ID`.
+    pub async fn next_or_end(&mut self) -> Option<SseEvent> {
+        let mut event = SseEvent::default();
+        loop {
+            let line = tokio::time::timeout(Duration::from_secs(20), self.lines.next_line())
+                .await
+                .expect("sse event within 20 s")
+                .ok()??;
+            if line == "0" {
+                return None;
+            }
+            if let Some(v) = line.strip_prefix("event:") {
+                event.event = v.trim().to_owned();
+            } else if let Some(v) = line.strip_prefix("id:") {
+                event.id = Some(v.trim().to_owned());
+            } else if let Some(v) = line.strip_prefix("data:") {
+                event.data.push_str(v.trim_start());
+            } else if line.is_empty() && !event.event.is_empty() {
+                return Some(event);
+            }
+        }
+    }
 }
 
 // ------------------------------------------------------------------ browser
