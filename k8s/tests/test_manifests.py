@@ -111,7 +111,27 @@ def test_termination_grace_covers_prestop_and_drain(overlay):
         for container in spec["containers"]:
             sleep = container["lifecycle"]["preStop"]["sleep"]["seconds"]
             assert sleep == PRESTOP_SLEEP, where
-            assert grace > deadline + sleep, f"{where}: grace {grace}s ≤ drain {deadline}s + preStop {sleep}s"
+            # The lame-duck delay after SIGTERM (NOT_SERVING, still serving)
+            # comes before the drain deadline starts.
+            env = {e["name"]: e.get("value") for e in container.get("env", [])}
+            delay = int(env.get("MADOGUCHI_DRAIN_DELAY_MS") or 0) / 1000
+            assert grace > deadline + sleep + delay, (
+                f"{where}: grace {grace}s ≤ drain {deadline}s + preStop {sleep}s + delay {delay}s"
+            )
+
+
+def test_cluster_replicas_drain_with_a_delay_and_recycle_connections(overlay):
+    """In the cluster, every replica turns NOT_SERVING before it refuses
+    (clients check health every second) and recycles its connections."""
+    name, docs = overlay
+    if name == "small-town":
+        return
+    for deployment, spec in pod_specs(docs):
+        for container in spec["containers"]:
+            env = {e["name"]: e.get("value") for e in container.get("env", [])}
+            where = deployment["metadata"]["name"]
+            assert int(env.get("MADOGUCHI_DRAIN_DELAY_MS") or 0) >= 2000, where
+            assert int(env.get("MADOGUCHI_MAX_CONNECTION_AGE_MS") or 0) > 0, where
 
 
 def test_every_deployment_spreads_and_has_a_disruption_budget(overlay):
