@@ -21,6 +21,7 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
 pub mod cluster;
+pub mod floor;
 pub mod okuyami;
 
 pub use madoguchi_proto::queue::v1 as pb;

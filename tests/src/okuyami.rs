@@ -18,6 +18,8 @@ use crate::{OFFICE, TestServer, token};
 pub const M: &str = "municipalities/032034";
 /// 太郎, who died.
 pub const TARO: &str = "municipalities/032034/residents/100001";
+/// 花子, his wife, the 喪主.
+pub const HANAKO: &str = "municipalities/032034/residents/100002";
 /// つる子, his daughter, who comes to the counter.
 pub const TSURUKO: &str = "municipalities/032034/residents/100003";
 
@@ -155,4 +157,29 @@ pub async fn confirm_request_on(channel: Channel, name: &str) -> f::CertificateR
 
 fn staff_auth() -> Auth {
     Auth::bearer(&token(Role::Staff, "032034").token).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// One navigator answer.
+pub fn answer(question: &str, value: &str) -> f::Answer {
+    f::Answer {
+        question: question.into(),
+        value: value.into(),
+    }
+}
+
+/// The navigator's answers for 太郎's death, as つる子 gives them.
+pub fn okuyami_answers() -> Vec<f::Answer> {
+    vec![
+        // 条件6: the 死亡届 was filed by a relative living in the city.
+        answer("death_registered", "yes"),
+        // 条件1: the funeral was held on 6.21 with the mother as 喪主.
+        answer("funeral_held", "yes"),
+        answer("chief_mourner", HANAKO),
+        answer("survivor", HANAKO),
+        answer("medical_costs", "yes"),
+        // 条件4: no pension book or certificate was found.
+        answer("pension_book_found", "no"),
+        // The mother has no car and walks everywhere.
+        answer("mourner_can_visit", "no"),
+    ]
 }

@@ -12,18 +12,13 @@
 mod signage_support;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 
 use madoguchi::cli::Auth;
 use madoguchi_e2e::cluster::Cluster;
+use madoguchi_e2e::floor::{Register, SimulatedFloor, within};
 use madoguchi_e2e::okuyami::{self, TARO};
 use madoguchi_e2e::{OFFICE, category, counter, token};
-use madoguchi_gateway::app::RunningGateway;
-use madoguchi_gateway::config::GatewayConfig;
-use madoguchi_gateway::devices::printer::sim::PrintedTicket;
-use madoguchi_gateway::floor::{Simulators, start_simulated};
 use madoguchi_platform::auth::Role;
 use madoguchi_platform::clock::{SharedClock, SystemClock};
 use madoguchi_proto::forms::v1 as f;
@@ -33,97 +28,19 @@ use madoguchi_proto::pos::v1::pos_service_client::PosServiceClient;
 use madoguchi_proto::queue::v1 as q;
 use sea_orm::{ConnectionTrait, Database};
 use signage_support::SseReader;
-use tempfile::TempDir;
 use tonic::Code;
-
-const DEADLINE: Duration = Duration::from_secs(30);
-
-async fn within<T>(what: &str, f: impl Future<Output = T>) -> T {
-    tokio::time::timeout(DEADLINE, f)
-        .await
-        .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
-}
-
-struct Floor {
-    gateway: RunningGateway,
-    sims: Simulators,
-    _state: TempDir,
-}
 
 /// The floor PC's gateway, with a kiosk, the board line and register r1,
 /// reaching the cluster through its edge (one endpoint for queue, POS and
 /// signage, as through the cluster's Gateway API route).
-async fn floor(cluster: &Cluster) -> Floor {
-    let state = tempfile::tempdir().unwrap();
-    let text = format!(
-        r#"
-        state = "{state}"
-        [cluster]
-        endpoint = "http://{edge}"
-        office = "{OFFICE}"
-        token = "test-device-032034"
-        call_timeout = 5000
-
-        [timing]
-        backoff_initial = 20
-        backoff_max = 200
-        housekeeping = 600000
-
-        [[kiosks]]
-        id = "k1"
-        heading = "大船渡市役所"
-        printer = {{ path = "sim-printer" }}
-        panel = {{ path = "sim-panel" }}
-        lease_size = 10
-        buttons = {{ 1 = "certificates", 2 = "life-events" }}
-
-        [[board_lines]]
-        id = "rs485-1f"
-        port = {{ path = "sim-line" }}
-        units = [1, 2, 3, 4, 5, 10]
-
-        [[registers]]
-        id = "r1"
-        terminal = {{ path = "sim-terminal", stop_bits = "2" }}
-        printer = {{ path = "sim-receipt" }}
-        "#,
-        state = state.path().join("gateway.db").display(),
-        edge = cluster.edge.addr,
-    );
-    let config = GatewayConfig::parse(&text).unwrap();
+async fn floor(cluster: &Cluster) -> SimulatedFloor {
     let clock: SharedClock = Arc::new(SystemClock);
-    let (gateway, sims) = start_simulated(&config, clock).await.unwrap();
-    Floor {
-        gateway,
-        sims,
-        _state: state,
-    }
-}
-
-impl Floor {
-    async fn press(&self, button: u8) -> PrintedTicket {
-        self.sims.panels["k1"].press(button);
-        within("a printed ticket", self.sims.printers["k1"].next_ticket())
-            .await
-            .unwrap_or_else(|| panic!("printer simulator stopped"))
-    }
-
-    async fn board_shows(&self, unit: u8, number: &str) {
-        let mut line = self.sims.lines["rs485-1f"].clone();
-        let expected = number.to_owned();
-        within(&format!("board {unit} to show {number}"), async move {
-            loop {
-                let shown = line
-                    .view(unit)
-                    .and_then(|v| Some(format!("{}{:03}", v.display.prefix?, v.display.number?)));
-                if shown.as_deref() == Some(expected.as_str()) {
-                    return;
-                }
-                line.changed().await;
-            }
-        })
-        .await;
-    }
+    SimulatedFloor::start(
+        &format!("http://{}", cluster.edge.addr),
+        clock,
+        Register::R1,
+    )
+    .await
 }
 
 fn staff_auth() -> Auth {
@@ -206,21 +123,7 @@ async fn okuyami_visit_and_card_payment_across_the_split_services() {
             life_event: "death".into(),
             subject: TARO.into(),
             event_date_wareki: "令和5年6月16日".into(),
-            answers: [
-                ("death_registered", "yes"),
-                ("funeral_held", "yes"),
-                ("chief_mourner", "municipalities/032034/residents/100002"),
-                ("survivor", "municipalities/032034/residents/100002"),
-                ("medical_costs", "no"),
-                ("pension_book_found", "no"),
-                ("mourner_can_visit", "no"),
-            ]
-            .into_iter()
-            .map(|(question, value)| f::Answer {
-                question: question.into(),
-                value: value.into(),
-            })
-            .collect(),
+            answers: okuyami::okuyami_answers(),
             ..Default::default()
         })
         .await

@@ -6,18 +6,14 @@
 //! it needs (a printed ticket, a board write) under a generous deadline
 //! that only turns a hang into a failure.
 
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use madoguchi_e2e::floor::{Register, SimulatedFloor, within};
 use madoguchi_e2e::*;
-use madoguchi_gateway::app::RunningGateway;
-use madoguchi_gateway::config::GatewayConfig;
-use madoguchi_gateway::devices::printer::sim::{Paper, PrintedTicket};
-use madoguchi_gateway::floor::{Simulators, start_simulated};
+use madoguchi_gateway::devices::printer::sim::Paper;
 use madoguchi_platform::auth::Role;
 use madoguchi_platform::clock::SharedClock;
-use tempfile::TempDir;
 
 on_both_backends!(
     button_to_ticket_to_board,
@@ -25,100 +21,11 @@ on_both_backends!(
     offline_tickets_are_imported_exactly_once,
 );
 
-/// Deadline that turns a hang into a failure; never a wait by itself.
-const DEADLINE: Duration = Duration::from_secs(20);
-
-async fn within<T>(what: &str, f: impl Future<Output = T>) -> T {
-    tokio::time::timeout(DEADLINE, f)
-        .await
-        .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
-}
-
-struct Floor {
-    gateway: RunningGateway,
-    sims: Simulators,
-    _state: TempDir,
-}
+type Floor = SimulatedFloor;
 
 async fn floor(t: &TestServer) -> Floor {
-    // The gateway's log, shown for failing tests (`MADOGUCHI_LOG`).
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("MADOGUCHI_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("madoguchi_gateway=info")),
-        )
-        .with_test_writer()
-        .try_init();
-    let state = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let text = format!(
-        r#"
-        state = "{state}"
-        metrics_listen = "127.0.0.1:0"
-        [cluster]
-        endpoint = "http://{addr}"
-        office = "{OFFICE}"
-        token = "test-device-032034"
-        call_timeout = 5000
-
-        [timing]
-        backoff_initial = 20
-        backoff_max = 200
-        housekeeping = 600000
-
-        [[kiosks]]
-        id = "k1"
-        heading = "大船渡市役所"
-        printer = {{ path = "sim-printer" }}
-        panel = {{ path = "sim-panel" }}
-        lease_size = 10
-        buttons = {{ 1 = "certificates", 2 = "life-events" }}
-
-        [[board_lines]]
-        id = "rs485-1f"
-        port = {{ path = "sim-line" }}
-        units = [1, 2, 3, 4, 5, 10]
-        "#,
-        state = state.path().join("gateway.db").display(),
-        addr = t.server.addr,
-    );
-    let config = GatewayConfig::parse(&text).unwrap_or_else(|e| panic!("{e}"));
     let clock: SharedClock = Arc::new(t.clock.clone());
-    let (gateway, sims) = start_simulated(&config, clock)
-        .await
-        .unwrap_or_else(|e| panic!("gateway: {e:#}"));
-    Floor {
-        gateway,
-        sims,
-        _state: state,
-    }
-}
-
-impl Floor {
-    async fn press(&self, button: u8) -> PrintedTicket {
-        let printer = &self.sims.printers["k1"];
-        self.sims.panels["k1"].press(button);
-        within("a printed ticket", printer.next_ticket())
-            .await
-            .unwrap_or_else(|| panic!("printer simulator stopped"))
-    }
-
-    /// Waits until board `unit` shows `number`.
-    async fn board_shows(&self, unit: u8, number: &str) {
-        let mut line = self.sims.lines["rs485-1f"].clone();
-        let expected = number.to_owned();
-        within(&format!("board {unit} to show {number}"), async move {
-            loop {
-                let shown = line
-                    .view(unit)
-                    .and_then(|v| Some(format!("{}{:03}", v.display.prefix?, v.display.number?)));
-                if shown.as_deref() == Some(expected.as_str()) {
-                    return;
-                }
-                line.changed().await;
-            }
-        })
-        .await;
-    }
+    SimulatedFloor::start(&format!("http://{}", t.server.addr), clock, Register::No).await
 }
 
 /// `GET /metrics` of the gateway, over plain HTTP/1.1.

@@ -12,7 +12,7 @@
 use std::collections::HashSet;
 
 use madoguchi::cli::Auth;
-use madoguchi_e2e::okuyami::{self, M, TARO, TSURUKO, date};
+use madoguchi_e2e::okuyami::{self, HANAKO, M, TARO, TSURUKO, answer, date, okuyami_answers};
 use madoguchi_e2e::{
     Backend, OFFICE, Spawn, TestServer, counter, issue, on_both_backends, spawn, token,
 };
@@ -30,8 +30,6 @@ use tonic_types::StatusExt;
 
 type Forms = FormsServiceClient<InterceptedService<Channel, Auth>>;
 type Identity = IdentityServiceClient<InterceptedService<Channel, Auth>>;
-
-const HANAKO: &str = "municipalities/032034/residents/100002";
 
 on_both_backends!(
     okuyami_one_visit,
@@ -99,29 +97,6 @@ async fn verify_daughter(t: &TestServer, ticket: &str) -> id::IdentityVerificati
     assert!(verification.verified, "{verification:?}");
     assert!(verification.photo_id);
     verification
-}
-
-fn answer(question: &str, value: &str) -> f::Answer {
-    f::Answer {
-        question: question.into(),
-        value: value.into(),
-    }
-}
-
-fn okuyami_answers() -> Vec<f::Answer> {
-    vec![
-        // 条件6: the 死亡届 was filed by a relative living in the city.
-        answer("death_registered", "yes"),
-        // 条件1: the funeral was held on 6.21 with the mother as 喪主.
-        answer("funeral_held", "yes"),
-        answer("chief_mourner", HANAKO),
-        answer("survivor", HANAKO),
-        answer("medical_costs", "yes"),
-        // 条件4: no pension book or certificate was found.
-        answer("pension_book_found", "no"),
-        // The mother has no car and walks everywhere.
-        answer("mourner_can_visit", "no"),
-    ]
 }
 
 fn item<'a>(visit: &'a f::Visit, procedure: &str) -> &'a f::ChecklistItem {
