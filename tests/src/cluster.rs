@@ -97,6 +97,31 @@ impl Process {
             .unwrap_or_else(|e| panic!("{e}"))
     }
 
+    /// Its resident set now and at its peak (`VmRSS`, `VmHWM` from
+    /// `/proc`), in KiB; `None` once it exited.
+    pub fn memory_kib(&self) -> Option<(u64, u64)> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()?)).ok()?;
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        };
+        Some((field("VmRSS:")?, field("VmHWM:")?))
+    }
+
+    /// CPU time it has used (user + system), in seconds (`/proc/<pid>/stat`
+    /// counts in ticks of 1/100 s on Linux); `None` once it exited.
+    pub fn cpu_seconds(&self) -> Option<f64> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()?)).ok()?;
+        // The fields after the command name, which is in parentheses.
+        let rest = stat.rsplit_once(')')?.1;
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let user: f64 = fields.get(11)?.parse().ok()?;
+        let system: f64 = fields.get(12)?.parse().ok()?;
+        Some((user + system) / 100.0)
+    }
+
     /// What the process logged so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
@@ -388,6 +413,13 @@ impl Cluster {
     /// The role URL of `service`'s database, for checks of least privilege.
     pub fn database_url(&self, service: &str) -> &str {
         &self.database.urls[service]
+    }
+
+    /// Every process: the queue replicas, then the others by name.
+    pub fn processes(&self) -> Vec<&Process> {
+        let mut others: Vec<&Process> = self.others.values().collect();
+        others.sort_by(|a, b| a.name.cmp(&b.name));
+        self.queue.iter().chain(others).collect()
     }
 
     /// Every process's log, for a failing test's message.

@@ -87,9 +87,17 @@ pub fn not_found() -> Reply {
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
+    protect(headers, NOTHING_TO_LOAD);
+    reply
+}
+
+/// Sets the headers every public HTTP response carries: the content
+/// security `policy`, no MIME sniffing, and no `Referer` (a status page's
+/// URL holds its token).
+pub fn protect(headers: &mut http::HeaderMap, policy: &'static str) {
     headers.insert(
         header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(NOTHING_TO_LOAD),
+        HeaderValue::from_static(policy),
     );
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
@@ -99,7 +107,6 @@ pub fn not_found() -> Reply {
         header::REFERRER_POLICY,
         HeaderValue::from_static("no-referrer"),
     );
-    reply
 }
 
 /// A gRPC answer to a request that was not gRPC (no page matched) becomes
