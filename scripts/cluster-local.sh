@@ -21,15 +21,16 @@ cd "$(dirname "$0")/.."
 
 dir=.data/cluster-local
 database=madoguchi_local
-if [ "${1:-}" = "--reset" ]; then
-  rm -rf "$dir"
-fi
-mkdir -p "$dir"
-chmod 700 "$dir"
-
 admin_url="$(scripts/postgres.sh)"
 server="${admin_url%/*}"            # postgres://madoguchi:…@127.0.0.1:5432
 host="${server#*@}"                 # 127.0.0.1:5432
+
+if [ "${1:-}" = "--reset" ]; then
+  rm -rf "$dir"
+  psql "$server/postgres" -qc "DROP DATABASE IF EXISTS $database WITH (FORCE)" >/dev/null
+fi
+mkdir -p "$dir"
+chmod 700 "$dir"
 
 cargo build -q -p madoguchi --bin madoguchi
 bin=target/debug/madoguchi
@@ -43,27 +44,28 @@ secret() { # a secret kept in $dir, made once
   cat "$file"
 }
 
-# The database and one role per service, each owning only its schema.
-fresh=0
+# The database and one role per service, each owning only its schema;
+# every start sets the roles' passwords to the ones kept in $dir.
 if ! psql "$server/postgres" -qAtc "SELECT 1 FROM pg_database WHERE datname = '$database'" | grep -q 1; then
   psql "$server/postgres" -qc "CREATE DATABASE $database" >/dev/null
-  fresh=1
 fi
 declare -A urls
 for service in queue identity forms pos; do
-  role="mdg_local_$service"
+  role="madoguchi_local_$service"
   password="$(secret "db-$service" 16)"
-  if [ "$fresh" = 1 ]; then
-    psql "$server/$database" -v ON_ERROR_STOP=1 -q >/dev/null <<SQL
+  psql "$server/$database" -v ON_ERROR_STOP=1 -q >/dev/null <<SQL
 SET client_min_messages = warning;
 REVOKE ALL ON SCHEMA public FROM PUBLIC;
-DROP ROLE IF EXISTS $role;
-CREATE ROLE $role LOGIN PASSWORD '$password';
+DO \$\$ BEGIN
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '$role') THEN
+    CREATE ROLE $role LOGIN;
+  END IF;
+END \$\$;
+ALTER ROLE $role PASSWORD '$password';
 GRANT $role TO CURRENT_USER;
-CREATE SCHEMA $service AUTHORIZATION $role;
+CREATE SCHEMA IF NOT EXISTS $service AUTHORIZATION $role;
 ALTER ROLE $role IN DATABASE $database SET search_path = $service;
 SQL
-  fi
   urls[$service]="postgres://$role:$password@$host/$database"
 done
 

@@ -56,7 +56,7 @@ SELECT format('DROP DATABASE IF EXISTS %I WITH (FORCE)', datname)
 FROM pg_database WHERE datname LIKE 'madoguchi\_test\_%'
 \gexec
 SELECT format('DROP ROLE IF EXISTS %I', rolname)
-FROM pg_roles WHERE rolname LIKE 'mdg\_%'
+FROM pg_roles WHERE rolname LIKE 'mdg\_test\_%'
 \gexec
 SQL
 fi

@@ -160,7 +160,7 @@ impl ClusterDatabase {
         let mut sql = vec!["REVOKE ALL ON SCHEMA public FROM PUBLIC".to_owned()];
         for (service, schema) in SERVICES {
             let Some(schema) = schema else { continue };
-            let role = format!("mdg_{suffix}_{service}");
+            let role = format!("mdg_test_{suffix}_{service}");
             let password = uuid::Uuid::new_v4().simple().to_string();
             sql.push(format!("CREATE ROLE {role} LOGIN PASSWORD '{password}'"));
             // Membership lets this admin create the schema on the role's
