@@ -83,12 +83,11 @@ fn the_unit_runs_the_packaged_binary_with_the_packaged_config() {
             .unwrap_or_else(|| panic!("{source} is not packaged"));
         let dest = asset[1].as_str().unwrap();
         let file = source.rsplit('/').next().unwrap();
-        let dest = if dest.ends_with('/') {
+        if dest.ends_with('/') {
             format!("/{dest}{file}")
         } else {
             format!("/{dest}")
-        };
-        dest
+        }
     };
     let binary = installed("target/release/madoguchi-gateway");
     let config = installed("packaging/gateway.toml");
