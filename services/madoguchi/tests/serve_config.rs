@@ -91,8 +91,9 @@ fn a_replica_without_shared_tokens_refuses_to_make_its_own() {
     );
 }
 
-#[test]
-fn an_identity_replica_without_the_shared_key_refuses_to_make_its_own() {
+/// A `--service` replica given tokens but not `setting` refuses to start,
+/// names the setting, and leaves no `generated` file in its data directory.
+fn replica_refuses_without(service: &str, setting: &str, generated: &str) {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let file = credentials(dir.path());
     let site = repo_site();
@@ -101,7 +102,7 @@ fn an_identity_replica_without_the_shared_key_refuses_to_make_its_own() {
         dir.path(),
         &[
             "--service",
-            "identity",
+            service,
             "--site",
             site.to_str().unwrap_or_default(),
             "--data-dir",
@@ -112,34 +113,19 @@ fn an_identity_replica_without_the_shared_key_refuses_to_make_its_own() {
             file.to_str().unwrap_or_default(),
         )],
     ));
-    assert!(stderr.contains("MADOGUCHI_IDENTITY_KEY"), "{stderr}");
-    assert!(!data.join("identity.key").exists(), "it generated a key");
+    assert!(stderr.contains(setting), "{setting} not in: {stderr}");
+    assert!(
+        !data.join(generated).exists(),
+        "{service} generated {generated} for itself"
+    );
+}
+
+#[test]
+fn an_identity_replica_without_the_shared_key_refuses_to_make_its_own() {
+    replica_refuses_without("identity", "MADOGUCHI_IDENTITY_KEY", "identity.key");
 }
 
 #[test]
 fn a_signage_replica_without_the_shared_secret_refuses_to_make_its_own() {
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let file = credentials(dir.path());
-    let site = repo_site();
-    let data = dir.path().join("data");
-    let stderr = refused(&serve(
-        dir.path(),
-        &[
-            "--service",
-            "signage",
-            "--site",
-            site.to_str().unwrap_or_default(),
-            "--data-dir",
-            data.to_str().unwrap_or_default(),
-        ],
-        &[(
-            "MADOGUCHI_CREDENTIALS_FILE",
-            file.to_str().unwrap_or_default(),
-        )],
-    ));
-    assert!(stderr.contains("MADOGUCHI_SIGNAGE_SECRET"), "{stderr}");
-    assert!(
-        !data.join("signage-secret").exists(),
-        "it generated a secret"
-    );
+    replica_refuses_without("signage", "MADOGUCHI_SIGNAGE_SECRET", "signage-secret");
 }

@@ -313,22 +313,7 @@ impl SseReader {
     /// is chunked; chunk-size lines are told apart from fields by having
     /// no colon.
     pub async fn next(&mut self) -> Option<SseEvent> {
-        let mut event = SseEvent::default();
-        loop {
-            let line = tokio::time::timeout(Duration::from_secs(20), self.lines.next_line())
-                .await
-                .expect("sse event within 20 s")
-                .ok()??;
-            if let Some(v) = line.strip_prefix("event:") {
-                event.event = v.trim().to_owned();
-            } else if let Some(v) = line.strip_prefix("id:") {
-                event.id = Some(v.trim().to_owned());
-            } else if let Some(v) = line.strip_prefix("data:") {
-                event.data.push_str(v.trim_start());
-            } else if line.is_empty() && !event.event.is_empty() {
-                return Some(event);
-            }
-        }
+        self.read_event(false).await
     }
 
     /// Like [`SseReader::next`], but `None` also when the server ends the
@@ -336,13 +321,17 @@ impl SseReader {
     /// of the queue ended: a browser's EventSource then reconnects with
     /// `Last-Event-ID`.
     pub async fn next_or_end(&mut self) -> Option<SseEvent> {
+        self.read_event(true).await
+    }
+
+    async fn read_event(&mut self, stop_at_last_chunk: bool) -> Option<SseEvent> {
         let mut event = SseEvent::default();
         loop {
             let line = tokio::time::timeout(Duration::from_secs(20), self.lines.next_line())
                 .await
                 .expect("sse event within 20 s")
                 .ok()??;
-            if line == "0" {
+            if stop_at_last_chunk && line == "0" {
                 return None;
             }
             if let Some(v) = line.strip_prefix("event:") {
