@@ -106,10 +106,7 @@ step "render"
 rm -rf "$OUT/render"
 mkdir -p "$OUT/render"
 for overlay in "${OVERLAYS[@]}"; do
-  flags=()
-  # ofunato reads sites/ofunato/, outside its directory (docs/deploy.md).
-  [[ "$overlay" == ofunato ]] && flags=(--load-restrictor LoadRestrictionsNone)
-  if "${KUSTOMIZE[@]}" "${flags[@]}" "$ROOT/k8s/overlays/$overlay" > "$OUT/render/$overlay.yaml"; then
+  if "${KUSTOMIZE[@]}" "$ROOT/k8s/overlays/$overlay" > "$OUT/render/$overlay.yaml"; then
     echo "k8s/overlays/$overlay: $(grep -c '^kind:' "$OUT/render/$overlay.yaml") objects"
   else
     fail "render k8s/overlays/$overlay"
