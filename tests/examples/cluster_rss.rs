@@ -18,7 +18,7 @@
 use std::time::{Duration, Instant};
 
 use madoguchi::cli::Auth;
-use madoguchi_e2e::cluster::{Cluster, Process};
+use madoguchi_e2e::cluster::{Cluster, Process, caller};
 use madoguchi_e2e::{OFFICE, counter, okuyami, token};
 use madoguchi_platform::auth::Role;
 use madoguchi_proto::forms::v1 as f;
@@ -37,38 +37,6 @@ fn memory(processes: &[&Process]) -> Vec<(String, u64, u64, f64)> {
             (p.name.clone(), rss, peak, p.cpu_seconds().unwrap_or(0.0))
         })
         .collect()
-}
-
-async fn calls(mut staff: madoguchi_e2e::Client, cat: &str, at: &str, until: Instant) -> u64 {
-    let mut done = 0;
-    while Instant::now() < until {
-        if staff
-            .issue_ticket(madoguchi_e2e::issue(cat, false))
-            .await
-            .is_err()
-        {
-            continue;
-        }
-        let Ok(called) = staff
-            .call_next(q::CallNextRequest {
-                counter: counter(at),
-                ..Default::default()
-            })
-            .await
-        else {
-            continue;
-        };
-        if let Some(ticket) = called.into_inner().ticket {
-            let _ = staff
-                .finish_service(q::FinishServiceRequest {
-                    name: ticket.name,
-                    etag: String::new(),
-                })
-                .await;
-            done += 1;
-        }
-    }
-    done
 }
 
 async fn visits(cluster_channel: tonic::transport::Channel, until: Instant) -> (u64, u64) {
@@ -190,6 +158,7 @@ async fn main() {
 
     let until = Instant::now() + Duration::from_secs(seconds);
     let signage = cluster.process("signage").addr;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
     let mut tasks = Vec::new();
     for (cat, at) in [
         ("certificates", "1"),
@@ -198,15 +167,16 @@ async fn main() {
         ("children", "6"),
     ] {
         let staff = cluster.queue_client(Role::Staff).await;
-        tasks.push(tokio::spawn(calls(staff, cat, at, until)));
+        tasks.push(tokio::spawn(caller(staff, cat, at, stopped.clone())));
     }
     let displays: Vec<_> = (0..8)
         .map(|_| tokio::spawn(display(signage, until)))
         .collect();
     let (done, failed) = visits(channel.clone(), until).await;
+    stop.send_replace(true);
     let mut called = 0;
     for t in tasks {
-        called += t.await.unwrap_or(0);
+        called += t.await.map_or(0, |c| c.tickets.len());
     }
     for d in displays {
         let _ = d.await;

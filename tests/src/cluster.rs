@@ -502,3 +502,83 @@ async fn spawn_process(
         log,
     }
 }
+
+/// Outcome of one [`caller`]'s work under load.
+#[derive(Debug, Default)]
+pub struct Called {
+    /// Ticket name → how many calls returned it.
+    pub tickets: std::collections::BTreeMap<String, u32>,
+    /// Calls retried after the edge or a draining replica refused them.
+    pub retries: u32,
+}
+
+/// A status a client retries (with the same request id): the edge or a
+/// draining replica refused, or the connection broke.
+pub fn transient(status: &tonic::Status) -> bool {
+    matches!(
+        status.code(),
+        tonic::Code::Unavailable
+            | tonic::Code::Unknown
+            | tonic::Code::Cancelled
+            | tonic::Code::Internal
+    )
+}
+
+/// Issues, calls and finishes tickets of `category_id` at `counter_id`
+/// until `stop`, retrying each step that the cluster refused with the same
+/// request id (so a retry of a step that happened returns its result).
+pub async fn caller(
+    mut staff: crate::Client,
+    category_id: &'static str,
+    counter_id: &'static str,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> Called {
+    let mut called = Called::default();
+    while !*stop.borrow() {
+        let issue = madoguchi_proto::queue::v1::IssueTicketRequest {
+            parent: crate::OFFICE.into(),
+            category: crate::category(category_id),
+            priority: false,
+            request_id: uuid::Uuid::new_v4().to_string(),
+        };
+        loop {
+            match staff.issue_ticket(issue.clone()).await {
+                Ok(_) => break,
+                Err(status) if transient(&status) => called.retries += 1,
+                Err(status) => panic!("issue: {status}"),
+            }
+        }
+        let call = madoguchi_proto::queue::v1::CallNextRequest {
+            counter: crate::counter(counter_id),
+            categories: Vec::new(),
+            request_id: uuid::Uuid::new_v4().to_string(),
+        };
+        let ticket = loop {
+            match staff.call_next(call.clone()).await {
+                Ok(r) => {
+                    break r
+                        .into_inner()
+                        .ticket
+                        .unwrap_or_else(|| panic!("the ticket just issued was not called"));
+                }
+                Err(status) if transient(&status) => called.retries += 1,
+                Err(status) => panic!("call: {status}"),
+            }
+        };
+        *called.tickets.entry(ticket.name.clone()).or_default() += 1;
+        loop {
+            let finish = madoguchi_proto::queue::v1::FinishServiceRequest {
+                name: ticket.name.clone(),
+                etag: String::new(),
+            };
+            match staff.finish_service(finish).await {
+                Ok(_) => break,
+                Err(status) if transient(&status) => called.retries += 1,
+                // A retried finish that had happened: the ticket is done.
+                Err(status) if status.code() == tonic::Code::FailedPrecondition => break,
+                Err(status) => panic!("finish: {status}"),
+            }
+        }
+    }
+    called
+}

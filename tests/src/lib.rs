@@ -283,6 +283,29 @@ pub fn counter(id: &str) -> String {
     format!("{OFFICE}/counters/{id}")
 }
 
+/// Calls the next ticket to counter `counter_id` and starts its service;
+/// the ticket as started.
+pub async fn call_and_start(staff: &mut Client, counter_id: &str) -> pb::Ticket {
+    let called = staff
+        .call_next(pb::CallNextRequest {
+            counter: counter(counter_id),
+            ..Default::default()
+        })
+        .await
+        .unwrap_or_else(|e| panic!("call next: {e}"))
+        .into_inner()
+        .ticket
+        .unwrap_or_else(|| panic!("nobody waiting at counter {counter_id}"));
+    staff
+        .start_service(pb::StartServiceRequest {
+            name: called.name,
+            etag: String::new(),
+        })
+        .await
+        .unwrap_or_else(|e| panic!("start: {e}"))
+        .into_inner()
+}
+
 /// An `IssueTicketRequest` with a fresh request id.
 pub fn issue(category_id: &str, priority: bool) -> pb::IssueTicketRequest {
     pb::IssueTicketRequest {

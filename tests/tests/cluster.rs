@@ -11,14 +11,14 @@
 
 mod signage_support;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use madoguchi::cli::Auth;
-use madoguchi_e2e::cluster::Cluster;
+use madoguchi_e2e::cluster::{Cluster, caller, transient};
 use madoguchi_e2e::floor::{Register, SimulatedFloor, within};
 use madoguchi_e2e::okuyami::{self, TARO};
-use madoguchi_e2e::{OFFICE, category, counter, token};
+use madoguchi_e2e::{OFFICE, category, token};
 use madoguchi_platform::auth::Role;
 use madoguchi_platform::clock::{SharedClock, SystemClock};
 use madoguchi_proto::forms::v1 as f;
@@ -28,7 +28,6 @@ use madoguchi_proto::pos::v1::pos_service_client::PosServiceClient;
 use madoguchi_proto::queue::v1 as q;
 use sea_orm::{ConnectionTrait, Database};
 use signage_support::SseReader;
-use tonic::Code;
 
 /// The floor PC's gateway, with a kiosk, the board line and register r1,
 /// reaching the cluster through its edge (one endpoint for queue, POS and
@@ -45,29 +44,6 @@ async fn floor(cluster: &Cluster) -> SimulatedFloor {
 
 fn staff_auth() -> Auth {
     Auth::bearer(&token(Role::Staff, "032034").token).unwrap()
-}
-
-/// Start → call → start service of a ticket at `counter_id`, through the
-/// edge.
-async fn serve(staff: &mut madoguchi_e2e::Client, counter_id: &str) -> q::Ticket {
-    let called = staff
-        .call_next(q::CallNextRequest {
-            counter: counter(counter_id),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .ticket
-        .expect("somebody waits");
-    staff
-        .start_service(q::StartServiceRequest {
-            name: called.name.clone(),
-            etag: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
 }
 
 // ------------------------------------------------------------------ a visit
@@ -89,7 +65,7 @@ async fn okuyami_visit_and_card_payment_across_the_split_services() {
 
     // The kiosk's 相談 button; counter 2 calls: board 2 and the display.
     let printed = floor.press(2).await;
-    let ticket = serve(&mut staff, "2").await;
+    let ticket = madoguchi_e2e::call_and_start(&mut staff, "2").await;
     assert!(
         printed.contains(&ticket.display_number),
         "{}",
@@ -297,76 +273,6 @@ async fn each_service_role_owns_only_its_own_schema() {
 }
 
 // ------------------------------------------------------ a replica drains
-
-/// Outcome of one caller's work under load.
-#[derive(Debug, Default)]
-struct Called {
-    /// Ticket name → how many calls returned it.
-    tickets: BTreeMap<String, u32>,
-    /// Calls retried after the edge or a draining replica refused them.
-    retries: u32,
-}
-
-fn transient(status: &tonic::Status) -> bool {
-    matches!(
-        status.code(),
-        Code::Unavailable | Code::Unknown | Code::Cancelled | Code::Internal
-    )
-}
-
-/// Issues, calls and finishes tickets of `category_id` at `counter_id`
-/// until `stop`, retrying each step that the cluster refused with the same
-/// request id (so a retry of a step that happened returns its result).
-async fn caller(
-    mut staff: madoguchi_e2e::Client,
-    category_id: &'static str,
-    counter_id: &'static str,
-    stop: tokio::sync::watch::Receiver<bool>,
-) -> Called {
-    let mut called = Called::default();
-    while !*stop.borrow() {
-        let issue = q::IssueTicketRequest {
-            parent: OFFICE.into(),
-            category: category(category_id),
-            priority: false,
-            request_id: uuid::Uuid::new_v4().to_string(),
-        };
-        loop {
-            match staff.issue_ticket(issue.clone()).await {
-                Ok(_) => break,
-                Err(status) if transient(&status) => called.retries += 1,
-                Err(status) => panic!("issue: {status}"),
-            }
-        }
-        let call = q::CallNextRequest {
-            counter: counter(counter_id),
-            categories: Vec::new(),
-            request_id: uuid::Uuid::new_v4().to_string(),
-        };
-        let ticket = loop {
-            match staff.call_next(call.clone()).await {
-                Ok(r) => break r.into_inner().ticket.expect("the ticket just issued"),
-                Err(status) if transient(&status) => called.retries += 1,
-                Err(status) => panic!("call: {status}"),
-            }
-        };
-        *called.tickets.entry(ticket.name.clone()).or_default() += 1;
-        loop {
-            let finish = q::FinishServiceRequest {
-                name: ticket.name.clone(),
-                etag: String::new(),
-            };
-            match staff.finish_service(finish).await {
-                Ok(_) => break,
-                Err(status) if transient(&status) => called.retries += 1,
-                // A retried finish that had happened: the ticket is done.
-                Err(status) if status.code() == Code::FailedPrecondition => break,
-                Err(status) => panic!("finish: {status}"),
-            }
-        }
-    }
-    called
-}
 
 const FEED: &str = "/signage/api/offices/main/feed";
 

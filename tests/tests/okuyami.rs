@@ -65,25 +65,9 @@ async fn ticket_at(t: &TestServer, category: &str, counter_id: &str) -> q::Ticke
         .await
         .unwrap()
         .into_inner();
-    let called = staff
-        .call_next(q::CallNextRequest {
-            counter: counter(counter_id),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .ticket
-        .unwrap();
-    assert_eq!(called.name, ticket.name);
-    staff
-        .start_service(q::StartServiceRequest {
-            name: ticket.name.clone(),
-            etag: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
+    let started = madoguchi_e2e::call_and_start(&mut staff, counter_id).await;
+    assert_eq!(started.name, ticket.name);
+    started
 }
 
 /// The daughter shows her My Number card (photo ID) and her licence.

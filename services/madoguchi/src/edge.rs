@@ -15,6 +15,7 @@ use std::sync::Arc;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::service::TowerToHyperService;
+use madoguchi_platform::plain_http::{is_grpc, not_found};
 use tonic::body::Body;
 use tonic::transport::Channel;
 use tower::ServiceExt;
@@ -75,25 +76,17 @@ async fn forward(
         .iter()
         .find(|(prefix, _)| path.starts_with(prefix.as_str()))
     else {
-        let mut response = tonic::Status::unimplemented(format!("no route for {path}")).into_http();
+        // As the servers answer: a gRPC status to gRPC, 404 to the rest.
         if !is_grpc(&request) {
-            *response.status_mut() = http::StatusCode::NOT_FOUND;
+            return not_found();
         }
-        return response;
+        return tonic::Status::unimplemented(format!("no route for {path}")).into_http();
     };
     let request = request.map(Body::new);
     match channel.clone().oneshot(request).await {
         Ok(response) => response,
         Err(error) => tonic::Status::unavailable(format!("upstream: {error}")).into_http(),
     }
-}
-
-fn is_grpc<B>(request: &http::Request<B>) -> bool {
-    request
-        .headers()
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/grpc"))
 }
 
 /// Parses `PREFIX=TARGET` (a `--route` of `madoguchi edge`).

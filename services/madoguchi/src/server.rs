@@ -277,7 +277,8 @@ pub async fn start(
         drain_delay: config.drain_delay,
         public_http_prefixes,
         tls,
-        max_connection_age: config.max_connection_age,
+        max_connection_age: (!config.max_connection_age.is_zero())
+            .then_some(config.max_connection_age),
         ..ServerOptions::default()
     };
     let (stop, stopped) = oneshot::channel::<()>();

@@ -21,7 +21,8 @@
 //! peer is not up yet, and a connection that drops is made again on the
 //! next request.
 
-use std::collections::BTreeSet;
+use std::collections::btree_map::Entry;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -211,7 +212,9 @@ async fn follow_target(
         Candidates::Fixed(addrs) => addrs.clone(),
         Candidates::Name { .. } => BTreeSet::new(),
     };
-    let mut checkers: std::collections::BTreeMap<SocketAddr, Channel> = Default::default();
+    // One connection per address for its health checks, apart from the
+    // balancer's.
+    let mut checkers: BTreeMap<SocketAddr, Channel> = BTreeMap::new();
     let mut inserted: BTreeSet<SocketAddr> = BTreeSet::new();
     let mut next_resolve = tokio::time::Instant::now();
     loop {
@@ -241,18 +244,15 @@ async fn follow_target(
             next_resolve = tokio::time::Instant::now() + wait;
         }
         checkers.retain(|addr, _| known.contains(addr));
-        let checks = known.iter().map(|addr| {
-            let channel = checkers
-                .entry(*addr)
-                .or_insert_with(|| {
-                    endpoint_for(*addr)
-                        .map(|e| e.connect_timeout(CHECK_TIMEOUT).connect_lazy())
-                        .unwrap_or_else(|_| {
-                            Endpoint::from_static("http://0.0.0.0:1").connect_lazy()
-                        })
-                })
-                .clone();
-            let addr = *addr;
+        for addr in &known {
+            if let (Entry::Vacant(slot), Ok(endpoint)) =
+                (checkers.entry(*addr), endpoint_for(*addr))
+            {
+                slot.insert(endpoint.connect_timeout(CHECK_TIMEOUT).connect_lazy());
+            }
+        }
+        let checks = checkers.iter().map(|(addr, channel)| {
+            let (addr, channel) = (*addr, channel.clone());
             async move { (addr, serving(channel).await) }
         });
         let healthy: BTreeSet<SocketAddr> = futures::future::join_all(checks)

@@ -87,13 +87,13 @@ pub struct ServerConfig {
     /// start beside `tokens` (a Kubernetes Secret mounted as a file, so
     /// every replica accepts the same tokens).
     pub credentials_file: Option<PathBuf>,
-    /// When set, a client connection is closed gracefully after this long
-    /// (then given `max_connection_age` again to finish its streams), so
+    /// When not zero, a client connection is closed gracefully after this
+    /// long (then given as long again to finish its streams), so
     /// long-lived clients reconnect and spread over replicas that started
-    /// after them. Unset (the embedded default) keeps connections: one
+    /// after them. Zero (the embedded default) keeps connections: one
     /// process has nothing to rebalance.
-    #[serde(with = "millis_opt")]
-    pub max_connection_age: Option<Duration>,
+    #[serde(with = "millis")]
+    pub max_connection_age: Duration,
     /// The signage service (`[signage]`).
     pub signage: SignageConfig,
     /// The forms service (`[forms]`).
@@ -179,7 +179,7 @@ impl Default for ServerConfig {
             max_message_bytes: 1024 * 1024,
             tokens: Vec::new(),
             credentials_file: None,
-            max_connection_age: None,
+            max_connection_age: Duration::ZERO,
             signage: SignageConfig::default(),
             forms: FormsConfig::default(),
             pos: PosConfig::default(),
@@ -283,19 +283,11 @@ impl ServerConfig {
         if let Some(file) = env.var("MADOGUCHI_CREDENTIALS_FILE") {
             config.credentials_file = Some(PathBuf::from(file));
         }
-        if let Some(ms) = env.var("MADOGUCHI_DRAIN_DELAY_MS") {
-            config.drain_delay =
-                Duration::from_millis(ms.parse().map_err(|_| ConfigError::Variable {
-                    name: "MADOGUCHI_DRAIN_DELAY_MS",
-                    message: "expected milliseconds".into(),
-                })?);
+        if let Some(delay) = millis_var(env, "MADOGUCHI_DRAIN_DELAY_MS")? {
+            config.drain_delay = delay;
         }
-        if let Some(ms) = env.var("MADOGUCHI_MAX_CONNECTION_AGE_MS") {
-            let ms: u64 = ms.parse().map_err(|_| ConfigError::Variable {
-                name: "MADOGUCHI_MAX_CONNECTION_AGE_MS",
-                message: "expected milliseconds".into(),
-            })?;
-            config.max_connection_age = (ms > 0).then(|| Duration::from_millis(ms));
+        if let Some(age) = millis_var(env, "MADOGUCHI_MAX_CONNECTION_AGE_MS")? {
+            config.max_connection_age = age;
         }
         Ok(config)
     }
@@ -318,16 +310,18 @@ impl ServerConfig {
     }
 }
 
-mod millis_opt {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer};
-
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
-        d: D,
-    ) -> Result<Option<Duration>, D::Error> {
-        Option::<u64>::deserialize(d).map(|ms| ms.filter(|ms| *ms > 0).map(Duration::from_millis))
-    }
+/// A duration variable in milliseconds, if set.
+fn millis_var(env: &dyn Environment, name: &'static str) -> Result<Option<Duration>, ConfigError> {
+    env.var(name)
+        .map(|ms| {
+            ms.parse()
+                .map(Duration::from_millis)
+                .map_err(|_| ConfigError::Variable {
+                    name,
+                    message: "expected milliseconds".into(),
+                })
+        })
+        .transpose()
 }
 
 mod millis {
