@@ -62,6 +62,10 @@ async fn okuyami_visit_and_card_payment_across_the_split_services() {
     // The display page's feed through the edge, over HTTP/1.1 as a browser
     // on the public entry reads it.
     let mut display = SseReader::open(cluster.edge.addr, FEED, None).await;
+    // A first connection resumes after its status snapshot: wait for it,
+    // or a call committed before the snapshot comes in it, not as an event.
+    let snapshot = within("the display's status", display.next()).await;
+    assert_eq!(snapshot.map(|e| e.event).as_deref(), Some("status"));
 
     // The kiosk's 相談 button; counter 2 calls: board 2 and the display.
     let printed = floor.press(2).await;
