@@ -104,8 +104,13 @@ start() { # name service port [VAR=value …]
     MADOGUCHI_CREDENTIALS_FILE="$dir/credentials.toml" \
     MADOGUCHI_DATA_DIR="$dir/$name" \
     MADOGUCHI_LISTEN="127.0.0.1:$port" \
+    MADOGUCHI_ADMIN_LISTEN="127.0.0.1:$((port - 50071 + 9471))" \
     MADOGUCHI_DRAIN_DELAY_MS=2500 \
     MADOGUCHI_LOG="${MADOGUCHI_LOG:-info}" \
+    MADOGUCHI_LOG_FORMAT="${MADOGUCHI_LOG_FORMAT:-text}" \
+    ${OTEL_EXPORTER_OTLP_ENDPOINT:+OTEL_EXPORTER_OTLP_ENDPOINT="$OTEL_EXPORTER_OTLP_ENDPOINT"} \
+    ${OTEL_TRACES_SAMPLER:+OTEL_TRACES_SAMPLER="$OTEL_TRACES_SAMPLER"} \
+    ${OTEL_TRACES_SAMPLER_ARG:+OTEL_TRACES_SAMPLER_ARG="$OTEL_TRACES_SAMPLER_ARG"} \
     "$@" "$bin" serve --service "$service" >"$dir/$name.log" 2>&1 &
   pids+=($!)
   echo $! >"$dir/$name.pid"

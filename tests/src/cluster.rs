@@ -463,6 +463,7 @@ async fn spawn_process(
         .args(["serve", "--service", service])
         .env_clear()
         .envs(env.iter().cloned())
+        .env("MADOGUCHI_ADMIN_LISTEN", "127.0.0.1:0")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::from(log_file))

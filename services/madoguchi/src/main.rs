@@ -79,8 +79,24 @@ enum Command {
     },
 }
 
+/// The service name traces carry when `OTEL_SERVICE_NAME` is not set.
+fn service_name(command: &Command) -> String {
+    match command {
+        Command::Serve { service, .. } => match service {
+            ServiceSelection::All => "madoguchi".to_owned(),
+            other => format!(
+                "madoguchi-{}",
+                clap::ValueEnum::to_possible_value(other)
+                    .map(|v| v.get_name().to_owned())
+                    .unwrap_or_default()
+            ),
+        },
+        Command::Edge { .. } => "madoguchi-edge".to_owned(),
+        _ => "madoguchi-cli".to_owned(),
+    }
+}
+
 fn main() -> ExitCode {
-    madoguchi_platform::telemetry::init();
     let args = Args::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -91,6 +107,11 @@ fn main() -> ExitCode {
             eprintln!("error: cannot start the runtime: {error}");
             return ExitCode::FAILURE;
         }
+    };
+    // The OTLP client runs on the runtime; the handle flushes on drop.
+    let telemetry = {
+        let _runtime = runtime.enter();
+        madoguchi_platform::telemetry::init(&service_name(&args.command))
     };
     let result = runtime.block_on(async move {
         match args.command {
@@ -116,13 +137,38 @@ fn main() -> ExitCode {
                     config.site = site;
                 }
                 let listener = tokio::net::TcpListener::bind(config.listen).await?;
+                let admin = match config.admin_listen {
+                    Some(addr) => Some(tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+                        anyhow::anyhow!(
+                            "admin port {addr}: {e} (set MADOGUCHI_ADMIN_LISTEN to another \
+                             host:port, or off)"
+                        )
+                    })?),
+                    None => None,
+                };
                 let running =
                     server::start(&config, service, Arc::new(SystemClock), listener).await?;
                 // Tests and scripts read the bound port from this line.
                 println!("listening on {}", running.addr);
-                running
+                let (admin_stop, admin_stopped) = tokio::sync::oneshot::channel::<()>();
+                if let Some(admin) = admin {
+                    let addr = admin.local_addr()?;
+                    println!("admin on {addr}");
+                    let metrics = running.metrics.clone();
+                    tokio::spawn(async move {
+                        let stopped = async {
+                            let _ = admin_stopped.await;
+                        };
+                        if let Err(error) = metrics.serve(admin, stopped).await {
+                            tracing::error!(%error, "admin port failed");
+                        }
+                    });
+                }
+                let result = running
                     .run_until(madoguchi_platform::server::termination_signal())
-                    .await
+                    .await;
+                let _ = admin_stop.send(());
+                result
             }
             Command::Edge { listen, routes } => {
                 let listener = tokio::net::TcpListener::bind(listen).await?;
@@ -139,6 +185,10 @@ fn main() -> ExitCode {
             }
         }
     });
+    {
+        let _runtime = runtime.enter();
+        telemetry.shutdown();
+    }
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

@@ -7,6 +7,7 @@ use anyhow::Context;
 use madoguchi_platform::auth::TokenRegistry;
 use madoguchi_platform::clock::SharedClock;
 use madoguchi_platform::config::ServerConfig;
+use madoguchi_platform::metrics::Metrics;
 use madoguchi_platform::server::{ServerOptions, ServiceSet, drain_channel, serve};
 use madoguchi_platform::site::Site;
 use madoguchi_platform::storage;
@@ -82,6 +83,9 @@ pub struct RunningServer {
     /// The queue service, for in-process inspection by tests; `None` when
     /// the process hosts only signage.
     pub queue: Option<QueueApp>,
+    /// The process's metrics, served on the admin port by `madoguchi
+    /// serve` (and rendered directly by tests).
+    pub metrics: Metrics,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<Result<(), tonic::transport::Error>>,
 }
@@ -137,6 +141,7 @@ pub async fn start(
         tokens = crate::credentials::load_or_create(&config.data_dir, &site.municipality.code)?;
     }
     let (drain, draining) = drain_channel();
+    let metrics = Metrics::new();
     // One pool per process: on SQLite its single connection serialises
     // every service's writers, as the queue relies on.
     let db = if selection == ServiceSelection::Signage {
@@ -148,6 +153,9 @@ pub async fn start(
                 .context("connecting to the database")?,
         )
     };
+    if let Some(db) = &db {
+        madoguchi_platform::metrics::register_pool(&metrics, db, "madoguchi");
+    }
     let queue = match &db {
         Some(db)
             if matches!(
@@ -279,6 +287,7 @@ pub async fn start(
         tls,
         max_connection_age: (!config.max_connection_age.is_zero())
             .then_some(config.max_connection_age),
+        metrics: Some(metrics.clone()),
         ..ServerOptions::default()
     };
     let (stop, stopped) = oneshot::channel::<()>();
@@ -299,6 +308,7 @@ pub async fn start(
     Ok(RunningServer {
         addr,
         queue,
+        metrics,
         stop: Some(stop),
         task,
     })

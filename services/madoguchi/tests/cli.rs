@@ -35,6 +35,7 @@ fn queue(server: &str, data_dir: &std::path::Path, args: &[&str]) -> Result<Stri
 async fn serve(dir: &std::path::Path) -> (tokio::process::Child, String) {
     let mut server = tokio::process::Command::new(BIN)
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .env("MADOGUCHI_ADMIN_LISTEN", "127.0.0.1:0")
         .arg(dir)
         .arg("--site")
         .arg(site())

@@ -56,6 +56,7 @@ async fn a_kakanai_visit_with_the_identity_and_visit_commands() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let mut server = tokio::process::Command::new(BIN)
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .env("MADOGUCHI_ADMIN_LISTEN", "127.0.0.1:0")
         .arg(dir.path())
         .arg("--site")
         .arg(site())

@@ -21,6 +21,7 @@ async fn start_replica(
     data_dir: &std::path::Path,
 ) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_madoguchi"))
+        .env("MADOGUCHI_ADMIN_LISTEN", "127.0.0.1:0")
         .args([
             "serve",
             "--service",

@@ -21,6 +21,7 @@ fn serve(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .envs(env.iter().copied())
         .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("MADOGUCHI_ADMIN_LISTEN", "127.0.0.1:0")
         .args(args)
         .output()
         .unwrap_or_else(|e| panic!("cannot run madoguchi: {e}"))

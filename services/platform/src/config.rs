@@ -58,6 +58,11 @@ pub struct TokenConfig {
 pub struct ServerConfig {
     /// Address to listen on for gRPC.
     pub listen: SocketAddr,
+    /// The admin port: Prometheus metrics (`/metrics`) and `/healthz`,
+    /// without credentials; `None` (`off`) serves none. Default
+    /// `127.0.0.1:9464`; a pod sets `0.0.0.0:9464` for its scraper.
+    #[serde(with = "admin_address")]
+    pub admin_listen: Option<SocketAddr>,
     /// Directory for the embedded database and generated credentials.
     pub data_dir: PathBuf,
     /// `sqlite://…` or `postgres://…`; unset means SQLite in `data_dir`.
@@ -170,6 +175,7 @@ impl Default for ServerConfig {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
+            admin_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9464))),
             data_dir: PathBuf::from(".data"),
             database_url: None,
             site: PathBuf::from("sites/ofunato/site.toml"),
@@ -219,7 +225,8 @@ pub enum ConfigError {
 
 impl ServerConfig {
     /// Loads `file` (if given) over the defaults, then applies variables:
-    /// `MADOGUCHI_LISTEN`, `MADOGUCHI_DATA_DIR`, `MADOGUCHI_DATABASE_URL`,
+    /// `MADOGUCHI_LISTEN`, `MADOGUCHI_ADMIN_LISTEN` (`host:port` or `off`),
+    /// `MADOGUCHI_DATA_DIR`, `MADOGUCHI_DATABASE_URL`,
     /// `MADOGUCHI_SITE`, and for signage `MADOGUCHI_PUBLIC_URL`,
     /// `MADOGUCHI_SIGNAGE_SECRET`, `MADOGUCHI_SIGNAGE_QUEUE_URL`,
     /// `MADOGUCHI_SIGNAGE_QUEUE_TOKEN`, and for forms
@@ -246,6 +253,13 @@ impl ServerConfig {
                 name: "MADOGUCHI_LISTEN",
                 message: "expected host:port".into(),
             })?;
+        }
+        if let Some(admin) = env.var("MADOGUCHI_ADMIN_LISTEN") {
+            config.admin_listen =
+                admin_address::parse(&admin).map_err(|message| ConfigError::Variable {
+                    name: "MADOGUCHI_ADMIN_LISTEN",
+                    message,
+                })?;
         }
         if let Some(dir) = env.var("MADOGUCHI_DATA_DIR") {
             config.data_dir = PathBuf::from(dir);
@@ -331,6 +345,29 @@ mod millis {
 
     pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         u64::deserialize(d).map(Duration::from_millis)
+    }
+}
+
+/// `admin_listen`: an address, or `"off"`.
+mod admin_address {
+    use std::net::SocketAddr;
+
+    use serde::{Deserialize, Deserializer};
+
+    pub(super) fn parse(text: &str) -> Result<Option<SocketAddr>, String> {
+        match text.trim() {
+            "off" | "" => Ok(None),
+            address => address
+                .parse()
+                .map(Some)
+                .map_err(|_| format!("expected host:port or off, not {address:?}")),
+        }
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<SocketAddr>, D::Error> {
+        parse(&String::deserialize(d)?).map_err(serde::de::Error::custom)
     }
 }
 

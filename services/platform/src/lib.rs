@@ -6,7 +6,8 @@
 //! every service parses at its edge ([`types`]), injected time ([`clock`]),
 //! the one mapping from service errors to gRPC statuses ([`error`]), the
 //! bearer-token authentication layer ([`auth`]), request ids and tracing
-//! ([`trace`]), and the server plumbing with health, reflection and
+//! ([`trace`]), logs and OpenTelemetry trace export ([`telemetry`]),
+//! Prometheus metrics on the admin port ([`metrics`]), and the server plumbing with health, reflection and
 //! graceful shutdown ([`server`]) and `404` for plain HTTP outside the
 //! public pages ([`plain_http`]), client channels to peer services
 //! with client-side balancing ([`channel`]), and 和暦 dates ([`wareki`]).
@@ -16,6 +17,7 @@ pub mod channel;
 pub mod clock;
 pub mod config;
 pub mod error;
+pub mod metrics;
 pub mod notify;
 pub mod plain_http;
 pub mod server;

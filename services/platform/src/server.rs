@@ -44,6 +44,9 @@ pub struct ServerOptions {
     /// Close client connections gracefully after this long (see
     /// `ServerConfig::max_connection_age`); `None` keeps them.
     pub max_connection_age: Option<Duration>,
+    /// Where RPC durations are recorded (`rpc_server_call_duration_seconds`);
+    /// `None` records nothing.
+    pub metrics: Option<crate::metrics::Metrics>,
 }
 
 impl Default for ServerOptions {
@@ -56,6 +59,7 @@ impl Default for ServerOptions {
             public_http_prefixes: Vec::new(),
             tls: None,
             max_connection_age: None,
+            metrics: None,
         }
     }
 }
@@ -168,7 +172,7 @@ pub async fn serve(
 
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     let layers = ServiceBuilder::new()
-        .layer(RequestTraceLayer)
+        .layer(RequestTraceLayer::new(options.metrics.clone()))
         // Plain HTTP outside the public pages is 404, not a gRPC answer.
         .layer(PlainHttpLayer::new(&options.public_http_prefixes))
         .layer(AuthLayer::new(tokens).with_public_prefixes(&options.public_http_prefixes));

@@ -164,15 +164,57 @@ fn spawn_checkpointer(file: PathBuf, url: String) {
                 // The database was removed (a test's temporary directory).
                 break;
             }
-            if let Err(error) = sea_orm::sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            let started = std::time::Instant::now();
+            match sea_orm::sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
                 .execute(&mut connection)
                 .await
             {
-                tracing::warn!(%error, "sqlite checkpoint failed; retrying");
+                Ok(_) => CHECKPOINTS.observe(started.elapsed().as_secs_f64()),
+                Err(error) => tracing::warn!(%error, "sqlite checkpoint failed; retrying"),
             }
         }
         let _ = connection.close().await;
     });
+}
+
+/// Durations of this process's passive checkpoints (one checkpointer per
+/// file, whichever server started it).
+static CHECKPOINTS: LazyLock<prometheus_client::metrics::histogram::Histogram> =
+    LazyLock::new(crate::metrics::latency_histogram);
+
+/// The checkpoint duration histogram, once a checkpointer ran in this
+/// process.
+pub fn checkpoint_histogram() -> Option<&'static prometheus_client::metrics::histogram::Histogram> {
+    (!CHECKPOINTED
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .is_empty())
+    .then(|| &*CHECKPOINTS)
+}
+
+/// The pool of `db`: connections open, idle among them, and the most it
+/// opens.
+pub fn pool_usage(db: &DatabaseConnection) -> (i64, i64, i64) {
+    let (size, idle, max) = match db.get_database_backend() {
+        DbBackend::Postgres => {
+            let pool = db.get_postgres_connection_pool();
+            (
+                pool.size(),
+                pool.num_idle() as u32,
+                pool.options().get_max_connections(),
+            )
+        }
+        DbBackend::Sqlite => {
+            let pool = db.get_sqlite_connection_pool();
+            (
+                pool.size(),
+                pool.num_idle() as u32,
+                pool.options().get_max_connections(),
+            )
+        }
+        _ => (0, 0, 0),
+    };
+    (i64::from(size), i64::from(idle), i64::from(max))
 }
 
 /// The database file of a file-backed SQLite url.
