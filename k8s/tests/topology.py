@@ -26,6 +26,11 @@ ZONES_HEADING = "## Zones (三層の対策) and reachability"
 SYSTEM_PODS = [
     Endpoint("dns", "kube-system", {"k8s-app": "kube-dns"}, "", [Port("UDP", 53), Port("TCP", 53)]),
     Endpoint("cnpg-operator", "cnpg-system", {"app.kubernetes.io/name": "cloudnative-pg"}, "", [Port("TCP", 9443)]),
+    # The monitoring namespace (docs/operations.md): Prometheus, which
+    # scrapes the admin ports, and the OpenTelemetry Collector of
+    # k8s/observability, which receives OTLP (rendered separately).
+    Endpoint("prometheus", "monitoring", {"app.kubernetes.io/name": "prometheus"}, "", [Port("TCP", 9090)]),
+    Endpoint("otel-collector", "monitoring", {"app.kubernetes.io/name": "otel-collector"}, "", [Port("TCP", 4317)]),
     Endpoint(
         "gateway-controller",
         "envoy-gateway-system",
@@ -116,7 +121,10 @@ def endpoints(docs: list[dict]) -> list[Endpoint]:
                 [Port("TCP", port) for port in ports],
             )
         )
-    found += [Endpoint(e.name, e.namespace, dict(e.labels), "", list(e.ports)) for e in SYSTEM_PODS]
+    # A system pod the render itself defines (the collector, when the
+    # observability render is included) is modelled from the render.
+    rendered = {e.name for e in found}
+    found += [Endpoint(e.name, e.namespace, dict(e.labels), "", list(e.ports)) for e in SYSTEM_PODS if e.name not in rendered]
     for index, endpoint in enumerate(found):
         endpoint.ip = pod_ip(index)
     return found + OUTSIDE
