@@ -20,7 +20,7 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::domain::{OfficeChild, OfficeName, TicketAction, VisitState};
-use crate::notify::{EventBus, Mark};
+use crate::notify::{EventBus, LoggedEvent, Mark};
 use crate::storage::offline::{DeviceReport, HealthChange, MAX_LEASE, OfflineTicketInput};
 use crate::storage::{QueueStore, TicketQuery};
 
@@ -696,7 +696,7 @@ struct Follower {
     /// The outside generation of the last log read; none yet.
     mark: Option<Mark>,
     /// Events read but not yet sent.
-    pending: VecDeque<pb::OfficeEvent>,
+    pending: VecDeque<LoggedEvent>,
     /// Wait for a wake-up before the next read (the last read was not a
     /// full batch, so the log held nothing more).
     caught_up: bool,
@@ -725,9 +725,9 @@ impl Follower {
     /// The next message, or `None` when the stream ends.
     async fn next(&mut self) -> Option<Result<pb::WatchOfficeResponse, Status>> {
         loop {
-            if let Some(event) = self.pending.pop_front() {
-                self.after = i64::try_from(event.sequence).unwrap_or(self.after);
-                return Some(Ok(pb::WatchOfficeResponse { event: Some(event) }));
+            if let Some(logged) = self.pending.pop_front() {
+                self.after = i64::try_from(logged.sequence()).unwrap_or(self.after);
+                return Some(Ok(logged.into_response()));
             }
             if self.finished {
                 return None;
@@ -760,7 +760,7 @@ impl Follower {
                     self.mark = Some(self.bus.mark());
                     match self
                         .store
-                        .events_after(&self.office, self.after, REPLAY_BATCH)
+                        .logged_events_after(&self.office, self.after, REPLAY_BATCH)
                         .await
                     {
                         Ok(events) => events,

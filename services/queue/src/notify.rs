@@ -52,9 +52,34 @@ struct Shared {
 
 #[derive(Debug, Default)]
 struct Recent {
-    events: BTreeMap<u64, pb::OfficeEvent>,
+    events: BTreeMap<u64, LoggedEvent>,
     /// The highest sequence ever published for the office.
     newest: u64,
+}
+
+/// An event as the log holds it: the event, and the trace context of the
+/// request that committed it (`WatchOfficeResponse.trace_parent`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoggedEvent {
+    /// The event.
+    pub event: pb::OfficeEvent,
+    /// W3C `traceparent` of the committing request, when it was traced.
+    pub trace_parent: Option<String>,
+}
+
+impl LoggedEvent {
+    /// The event's sequence.
+    pub fn sequence(&self) -> u64 {
+        self.event.sequence
+    }
+
+    /// The stream message that carries it.
+    pub fn into_response(self) -> pb::WatchOfficeResponse {
+        pb::WatchOfficeResponse {
+            event: Some(self.event),
+            trace_parent: self.trace_parent.unwrap_or_default(),
+        }
+    }
 }
 
 /// Where a follower stands with the bus: the outside generation it last
@@ -100,8 +125,11 @@ impl EventBus {
     }
 
     /// Hands events this process just committed to the followers and wakes
-    /// them. Call after the commit, never before.
+    /// them. Call after the commit, never before, in the span of the
+    /// request that wrote them (their trace context is the current one,
+    /// as the log's rows have it).
     pub fn publish(&self, events: impl IntoIterator<Item = pb::OfficeEvent>) {
+        let trace_parent = madoguchi_platform::telemetry::current_traceparent();
         {
             let mut recent = self
                 .shared
@@ -111,7 +139,13 @@ impl EventBus {
             for event in events {
                 let office = recent.entry(event.office.clone()).or_default();
                 office.newest = office.newest.max(event.sequence);
-                office.events.insert(event.sequence, event);
+                office.events.insert(
+                    event.sequence,
+                    LoggedEvent {
+                        event,
+                        trace_parent: trace_parent.clone(),
+                    },
+                );
                 while office.events.len() > RECENT_PER_OFFICE {
                     office.events.pop_first();
                 }
@@ -140,12 +174,7 @@ impl EventBus {
     /// The events of `office` after `after` when the bus can vouch for
     /// them: `Some(vec![])` when nothing newer was committed, `None` when
     /// the log must be read (a wake-up from outside since `mark`, or a gap).
-    pub fn recent_after(
-        &self,
-        office: &str,
-        after: u64,
-        mark: Mark,
-    ) -> Option<Vec<pb::OfficeEvent>> {
+    pub fn recent_after(&self, office: &str, after: u64, mark: Mark) -> Option<Vec<LoggedEvent>> {
         if self.shared.outside.load(Ordering::SeqCst) != mark.0 {
             return None;
         }
@@ -160,7 +189,7 @@ impl EventBus {
         if office.newest <= after {
             return Some(Vec::new());
         }
-        let events: Vec<pb::OfficeEvent> = (after + 1..)
+        let events: Vec<LoggedEvent> = (after + 1..)
             .zip(office.events.range(after + 1..))
             .take_while(|(next, (sequence, _))| *next == **sequence)
             .map(|(_, (_, event))| event.clone())
@@ -198,8 +227,8 @@ mod tests {
         }
     }
 
-    fn sequences(events: Option<Vec<pb::OfficeEvent>>) -> Option<Vec<u64>> {
-        events.map(|e| e.iter().map(|e| e.sequence).collect())
+    fn sequences(events: Option<Vec<LoggedEvent>>) -> Option<Vec<u64>> {
+        events.map(|e| e.iter().map(LoggedEvent::sequence).collect())
     }
 
     #[test]

@@ -905,6 +905,8 @@ struct Write {
     remembers: bool,
     /// The office's sequence once written.
     sequence: i64,
+    /// The calling request's trace context, stored beside the event.
+    trace_parent: Option<String>,
 }
 
 impl Write {
@@ -948,6 +950,7 @@ impl Write {
             values,
             remembers: request_id.is_some(),
             sequence,
+            trace_parent: madoguchi_platform::telemetry::current_traceparent(),
         };
         (write, called.to_proto(), event)
     }
@@ -993,6 +996,8 @@ impl Write {
         } else {
             ""
         };
+        values.push(self.trace_parent.into());
+        let trace = values.len();
         values.push(CHANNEL.into());
         values.push(instance.to_owned().into());
         let (channel, tag) = (values.len() - 1, values.len());
@@ -1018,8 +1023,9 @@ impl Write {
                WHERE id IN (SELECT visit_id FROM claimed) RETURNING id), \
              logged AS (\
                INSERT INTO queue_events \
-               (office, sequence, event_type, visit_id, created_at, payload) \
-               SELECT $1, $2, $11, id, $6, $12 FROM visited RETURNING sequence, visit_id)\
+               (office, sequence, event_type, visit_id, created_at, payload, trace_parent) \
+               SELECT $1, $2, $11, id, $6, $12, ${trace} FROM visited \
+               RETURNING sequence, visit_id)\
              {remember} \
              SELECT logged.sequence AS written{columns} FROM logged \
              CROSS JOIN LATERAL (SELECT pg_notify(${channel}, ${tag}) \
@@ -1045,6 +1051,8 @@ impl Write {
     fn sqlite(self, refill: Option<&[String]>) -> (String, Vec<Value>) {
         let guards = self.guards();
         let mut values = self.values;
+        values.push(self.trace_parent.into());
+        let trace = values.len();
         let heads = match refill {
             Some(categories) => format!(
                 "SELECT {} FROM queue_offices o {} WHERE o.name = $1 \
@@ -1067,8 +1075,9 @@ impl Write {
              WHERE visit_id = $7 AND leg_index = $8 AND state = $9 AND changes() = 1; \
              UPDATE queue_visits SET state = $4, current_counter = $5, recall_count = 0, \
              version = $10, last_sequence = $2 WHERE id = $7 AND changes() = 1; \
-             INSERT INTO queue_events (office, sequence, event_type, visit_id, created_at, payload) \
-             SELECT $1, $2, $11, $7, $6, $12 WHERE changes() = 1; {remember}\
+             INSERT INTO queue_events \
+             (office, sequence, event_type, visit_id, created_at, payload, trace_parent) \
+             SELECT $1, $2, $11, $7, $6, $12, ${trace} WHERE changes() = 1; {remember}\
              SELECT json(CASE WHEN changes() = 1 THEN '1' ELSE 'a write did not apply' END); \
              {heads}COMMIT"
         );

@@ -267,6 +267,8 @@ pub mod event {
         pub created_at: i64,
         /// The encoded `madoguchi.queue.v1.OfficeEvent`.
         pub payload: Vec<u8>,
+        /// W3C `traceparent` of the traced request that wrote the event.
+        pub trace_parent: Option<String>,
     }
 
     /// No relations are navigated through sea-orm.

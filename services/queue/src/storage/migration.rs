@@ -16,7 +16,11 @@ pub struct Migrator;
 
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(M0001Initial), Box::new(M0002OfflineAndDevices)]
+        vec![
+            Box::new(M0001Initial),
+            Box::new(M0002OfflineAndDevices),
+            Box::new(M0003EventTraceContext),
+        ]
     }
 
     fn migration_table_name() -> DynIden {
@@ -239,6 +243,31 @@ impl MigrationTrait for M0001Initial {
         )
         .await?;
         Ok(())
+    }
+}
+
+/// The trace context of the write that committed each event, kept beside
+/// its payload (see `WatchOfficeResponse.trace_parent`). Earlier events,
+/// and events of untraced writes, have none.
+#[derive(Debug)]
+struct M0003EventTraceContext;
+
+impl MigrationName for M0003EventTraceContext {
+    fn name(&self) -> &str {
+        "m0003_event_trace_context"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0003EventTraceContext {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.alter_table(
+            Table::alter()
+                .table(event::Entity)
+                .add_column(text_null(event::Column::TraceParent))
+                .take(),
+        )
+        .await
     }
 }
 

@@ -56,7 +56,7 @@ use crate::domain::{
     Estimate, EstimateInput, LEG_ENDED, LegOutcome, OfficeChild, OfficeName, TicketAction,
     VisitState, display_number, estimate_wait, successor,
 };
-use crate::notify::{CHANNEL, EventBus};
+use crate::notify::{CHANNEL, EventBus, LoggedEvent};
 use crate::ticket::{TicketRecord, micros, timestamp};
 
 /// Finished services an estimate looks back on.
@@ -915,6 +915,21 @@ impl QueueStore {
         after: i64,
         limit: u64,
     ) -> Result<Vec<pb::OfficeEvent>, ServiceError> {
+        Ok(self
+            .logged_events_after(office_key, after, limit)
+            .await?
+            .into_iter()
+            .map(|logged| logged.event)
+            .collect())
+    }
+
+    /// [`Self::events_after`] with each event's trace context.
+    pub async fn logged_events_after(
+        &self,
+        office_key: &str,
+        after: i64,
+        limit: u64,
+    ) -> Result<Vec<LoggedEvent>, ServiceError> {
         let rows = event::Entity::find()
             .filter(event::Column::Office.eq(office_key.to_owned()))
             .filter(event::Column::Sequence.gt(after))
@@ -924,8 +939,12 @@ impl QueueStore {
             .await?;
         rows.into_iter()
             .map(|row| {
-                pb::OfficeEvent::decode(row.payload.as_slice()).map_err(|e| {
+                let event = pb::OfficeEvent::decode(row.payload.as_slice()).map_err(|e| {
                     ServiceError::Internal(format!("stored event {}: {e}", row.sequence))
+                })?;
+                Ok(LoggedEvent {
+                    event,
+                    trace_parent: row.trace_parent,
                 })
             })
             .collect()
@@ -1501,6 +1520,7 @@ fn event_row(record: &TicketRecord, event: &pb::OfficeEvent, created_at: i64) ->
         visit_id: record.visit.id.clone(),
         created_at,
         payload: event.encode_to_vec(),
+        trace_parent: madoguchi_platform::telemetry::current_traceparent(),
     }
 }
 
