@@ -33,7 +33,7 @@ use crate::devices::board::{BoardLineHandle, UnitId};
 use crate::serial::Backoff;
 use crate::store::LocalStore;
 
-/// Adds the bearer token to every request.
+/// Adds the bearer token and the trace context to every request.
 #[derive(Clone)]
 pub struct Bearer(MetadataValue<tonic::metadata::Ascii>);
 
@@ -48,6 +48,9 @@ impl Interceptor for Bearer {
         request
             .metadata_mut()
             .insert("authorization", self.0.clone());
+        // Interceptors run in the caller's span, so the call continues the
+        // caller's trace (W3C traceparent).
+        madoguchi_platform::telemetry::inject(request.metadata_mut());
         Ok(request)
     }
 }

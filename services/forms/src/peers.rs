@@ -36,6 +36,8 @@ impl Forwarded {
                 .metadata_mut()
                 .insert("authorization", value.clone());
         }
+        // The call continues the caller's trace (W3C traceparent).
+        madoguchi_platform::telemetry::inject(request.metadata_mut());
         request
     }
 }

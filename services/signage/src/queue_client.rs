@@ -11,7 +11,7 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 use tonic::{Request, Status};
 
-/// Adds the bearer token to every request.
+/// Adds the bearer token and the trace context to every request.
 #[derive(Clone)]
 pub struct Bearer(AsciiMetadataValue);
 
@@ -26,6 +26,9 @@ impl Interceptor for Bearer {
         request
             .metadata_mut()
             .insert("authorization", self.0.clone());
+        // Interceptors run in the caller's span, so the call continues the
+        // caller's trace (W3C traceparent).
+        madoguchi_platform::telemetry::inject(request.metadata_mut());
         Ok(request)
     }
 }
