@@ -113,7 +113,8 @@ pub enum QueueCommand {
 
 type Client = QueueServiceClient<InterceptedService<Channel, Auth>>;
 
-/// Adds the bearer token to every request.
+/// Adds the bearer token, and the current span's trace context, to every
+/// request.
 #[derive(Clone)]
 pub struct Auth(MetadataValue<tonic::metadata::Ascii>);
 
@@ -131,6 +132,9 @@ impl tonic::service::Interceptor for Auth {
         request
             .metadata_mut()
             .insert("authorization", self.0.clone());
+        // The caller's trace continues on the server (nothing when traces
+        // are not exported).
+        madoguchi_platform::telemetry::inject(request.metadata_mut());
         Ok(request)
     }
 }

@@ -10,6 +10,7 @@ use madoguchi::server::{self, ServiceSelection};
 use madoguchi_platform::clock::SystemClock;
 use madoguchi_platform::config::{ProcessEnvironment, ServerConfig};
 use secrecy::SecretString;
+use tracing::Instrument as _;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -178,10 +179,25 @@ fn main() -> ExitCode {
                 madoguchi_platform::server::termination_signal().await;
                 Ok(())
             }
-            Command::Queue { client, command } => cli::run(client, command).await,
-            Command::Visit { client, command } => madoguchi::visit_cli::run(client, command).await,
+            // Each command is the root of its trace: the servers' spans
+            // hang under it when traces are exported.
+            Command::Queue { client, command } => {
+                cli::run(client, command)
+                    .instrument(tracing::info_span!("madoguchi queue", otel.kind = "client"))
+                    .await
+            }
+            Command::Visit { client, command } => {
+                madoguchi::visit_cli::run(client, command)
+                    .instrument(tracing::info_span!("madoguchi visit", otel.kind = "client"))
+                    .await
+            }
             Command::Identity { client, command } => {
-                madoguchi::identity_cli::run(client, command).await
+                madoguchi::identity_cli::run(client, command)
+                    .instrument(tracing::info_span!(
+                        "madoguchi identity",
+                        otel.kind = "client"
+                    ))
+                    .await
             }
         }
     });

@@ -174,6 +174,7 @@ pub async fn start(
     let mut health_names = Vec::new();
     let mut routes = Routes::default();
     if let Some(queue) = &queue {
+        queue.register_metrics(&metrics);
         health_names.push(madoguchi_queue::SERVICE_NAME);
         routes = routes.add_service(queue.service(draining.clone(), config.max_message_bytes));
     }

@@ -89,6 +89,10 @@ pub struct TelemetryConfig {
     /// Whether traces are exported (an OTLP endpoint is configured and the
     /// SDK is not disabled).
     pub export_traces: bool,
+    /// The collector's OTLP/gRPC endpoint
+    /// (`OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, else
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT`).
+    pub endpoint: Option<String>,
     /// The service name when `OTEL_SERVICE_NAME` does not give one.
     pub default_service_name: String,
     /// Export queue capacity in spans.
@@ -123,8 +127,14 @@ impl TelemetryConfig {
         let set = |name: &str| var(name).is_some_and(|v| !v.trim().is_empty());
         let disabled = var("OTEL_SDK_DISABLED").is_some_and(|v| v.trim() == "true")
             || var("OTEL_TRACES_EXPORTER").is_some_and(|v| v.trim() == "none");
-        let export_traces = !disabled
-            && (set("OTEL_EXPORTER_OTLP_ENDPOINT") || set("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"));
+        let endpoint = [
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+        ]
+        .into_iter()
+        .find(|name| set(name))
+        .and_then(|name| var(name));
+        let export_traces = !disabled && endpoint.is_some();
         let number = |name: &'static str, default: u64| -> Result<u64, String> {
             match var(name) {
                 None => Ok(default),
@@ -143,6 +153,7 @@ impl TelemetryConfig {
             log_filter: var("MADOGUCHI_LOG").unwrap_or_else(|| "info".into()),
             log_format,
             export_traces,
+            endpoint,
             default_service_name: default_service_name.to_owned(),
             max_queue: usize::try_from(max_queue).unwrap_or(usize::MAX),
             max_batch: usize::try_from(max_batch).unwrap_or(usize::MAX),
@@ -206,6 +217,7 @@ fn unreachable_config(name: &str) -> TelemetryConfig {
         log_filter: "info".into(),
         log_format: LogFormat::Text,
         export_traces: false,
+        endpoint: None,
         default_service_name: name.into(),
         max_queue: 2048,
         max_batch: 512,
@@ -280,11 +292,14 @@ pub fn init_with(config: &TelemetryConfig) -> Telemetry {
 }
 
 fn exporting_provider(config: &TelemetryConfig) -> Result<SdkTracerProvider, String> {
-    // The exporter reads OTEL_EXPORTER_OTLP_* itself.
-    let exporter = opentelemetry_otlp::SpanExporter::builder()
-        .with_tonic()
-        .build()
-        .map_err(|e| e.to_string())?;
+    // The exporter reads the other OTEL_EXPORTER_OTLP_* settings itself
+    // (timeout, headers, compression).
+    use opentelemetry_otlp::WithExportConfig as _;
+    let mut builder = opentelemetry_otlp::SpanExporter::builder().with_tonic();
+    if let Some(endpoint) = &config.endpoint {
+        builder = builder.with_endpoint(endpoint.trim());
+    }
+    let exporter = builder.build().map_err(|e| e.to_string())?;
     let mut resource = Resource::builder();
     if std::env::var("OTEL_SERVICE_NAME").is_err() {
         resource = resource.with_service_name(config.default_service_name.clone());

@@ -20,6 +20,7 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::domain::{OfficeChild, OfficeName, TicketAction, VisitState};
+use crate::metrics::{FollowerMark, QueueMetrics};
 use crate::notify::{EventBus, LoggedEvent, Mark};
 use crate::storage::offline::{DeviceReport, HealthChange, MAX_LEASE, OfflineTicketInput};
 use crate::storage::{QueueStore, TicketQuery};
@@ -52,12 +53,18 @@ const MAX_PAGE_SIZE: i32 = 1000;
 pub struct QueueGrpc {
     store: QueueStore,
     draining: Draining,
+    metrics: QueueMetrics,
 }
 
 impl QueueGrpc {
-    /// An adapter over `store`; streams end when `draining` fires.
-    pub fn new(store: QueueStore, draining: Draining) -> Self {
-        Self { store, draining }
+    /// An adapter over `store`; streams end when `draining` fires; what
+    /// it does is counted in `metrics`.
+    pub fn new(store: QueueStore, draining: Draining, metrics: QueueMetrics) -> Self {
+        Self {
+            store,
+            draining,
+            metrics,
+        }
     }
 }
 
@@ -181,6 +188,7 @@ impl QueueService for QueueGrpc {
             .store
             .issue_ticket(&office, &category, req.priority, request_id)
             .await?;
+        self.metrics.issued(&office.to_string(), &category.id, 1);
         tracing::info!(ticket = %ticket.display_number, "ticket issued");
         Ok(Response::new(ticket))
     }
@@ -315,6 +323,8 @@ impl QueueService for QueueGrpc {
             .call_next(&counter, &categories, request_id)
             .await?;
         if let Some(ticket) = &ticket {
+            self.metrics
+                .called(&counter.office.to_string(), &counter.id);
             tracing::info!(ticket = %ticket.display_number, counter = %counter.id, "ticket called");
         }
         Ok(Response::new(pb::CallNextResponse { ticket }))
@@ -543,6 +553,12 @@ impl QueueService for QueueGrpc {
         };
         principal.check_tenant(&office.municipality)?;
         let results = self.store.import_offline(&office, &tickets).await?;
+        for result in results.iter().filter(|r| !r.already_imported) {
+            if let Some(ticket) = &result.ticket {
+                self.metrics
+                    .issued(&office.to_string(), &ticket.issue_category, 1);
+            }
+        }
         Ok(Response::new(pb::ImportOfflineTicketsResponse { results }))
     }
 
@@ -667,6 +683,8 @@ impl QueueService for QueueGrpc {
             office.to_string(),
             after,
             self.draining.clone(),
+            self.metrics
+                .follow(&office.to_string(), &principal.subject, after),
         );
         let stream = futures::stream::unfold(follower, |mut follower| async move {
             let item = follower.next().await?;
@@ -702,10 +720,18 @@ struct Follower {
     caught_up: bool,
     /// An error or the shutdown notice was sent: the stream ends.
     finished: bool,
+    /// Its place in `madoguchi_queue_event_log_lag_events`.
+    lag: FollowerMark,
 }
 
 impl Follower {
-    fn new(store: QueueStore, office: String, after: i64, draining: Draining) -> Self {
+    fn new(
+        store: QueueStore,
+        office: String,
+        after: i64,
+        draining: Draining,
+        lag: FollowerMark,
+    ) -> Self {
         let bus = store.bus().clone();
         let wake = bus.subscribe();
         Self {
@@ -719,6 +745,7 @@ impl Follower {
             pending: VecDeque::new(),
             caught_up: false,
             finished: false,
+            lag,
         }
     }
 
@@ -727,6 +754,7 @@ impl Follower {
         loop {
             if let Some(logged) = self.pending.pop_front() {
                 self.after = i64::try_from(logged.sequence()).unwrap_or(self.after);
+                self.lag.sent(self.after);
                 return Some(Ok(logged.into_response()));
             }
             if self.finished {

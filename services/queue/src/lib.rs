@@ -6,22 +6,26 @@
 //! - [`notify`]: live wake-ups (in-process and PostgreSQL LISTEN/NOTIFY);
 //! - [`ticket`]: stored rows to API messages;
 //! - [`grpc`]: the tonic adapter;
+//! - [`metrics`]: what it counts, for Prometheus;
 //! - `QueueApp`: wiring.
 
 pub mod domain;
 pub mod grpc;
+pub mod metrics;
 pub mod notify;
 pub mod storage;
 pub mod ticket;
 
 use madoguchi_platform::clock::SharedClock;
 use madoguchi_platform::error::ServiceError;
+use madoguchi_platform::metrics::Metrics;
 use madoguchi_platform::server::Draining;
 use madoguchi_platform::site::Site;
 use madoguchi_proto::queue::v1::queue_service_server::QueueServiceServer;
 use sea_orm::{DatabaseConnection, DbBackend};
 
 use crate::grpc::QueueGrpc;
+use crate::metrics::QueueMetrics;
 use crate::notify::EventBus;
 use crate::storage::QueueStore;
 
@@ -32,6 +36,7 @@ pub const SERVICE_NAME: &str = "madoguchi.queue.v1.QueueService";
 #[derive(Debug, Clone)]
 pub struct QueueApp {
     store: QueueStore,
+    metrics: QueueMetrics,
 }
 
 impl QueueApp {
@@ -49,12 +54,20 @@ impl QueueApp {
             let pool = store.connection().get_postgres_connection_pool().clone();
             store.bus().spawn_postgres_listener(pool, draining);
         }
-        Ok(Self { store })
+        Ok(Self {
+            store,
+            metrics: QueueMetrics::default(),
+        })
     }
 
     /// The store, for tests and tools in this workspace.
     pub fn store(&self) -> &QueueStore {
         &self.store
+    }
+
+    /// Registers the queue's metrics with the server's.
+    pub fn register_metrics(&self, metrics: &Metrics) {
+        self.metrics.register(metrics, self.store.clone());
     }
 
     /// The tonic service, with a request size limit.
@@ -63,7 +76,11 @@ impl QueueApp {
         draining: Draining,
         max_message_bytes: usize,
     ) -> QueueServiceServer<QueueGrpc> {
-        QueueServiceServer::new(QueueGrpc::new(self.store.clone(), draining))
-            .max_decoding_message_size(max_message_bytes)
+        QueueServiceServer::new(QueueGrpc::new(
+            self.store.clone(),
+            draining,
+            self.metrics.clone(),
+        ))
+        .max_decoding_message_size(max_message_bytes)
     }
 }

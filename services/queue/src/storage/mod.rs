@@ -832,6 +832,17 @@ impl QueueStore {
         Ok((tickets, next))
     }
 
+    /// The resource names of every office.
+    pub async fn office_names(&self) -> Result<Vec<String>, ServiceError> {
+        Ok(office::Entity::find()
+            .order_by_asc(office::Column::Name)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|o| o.name)
+            .collect())
+    }
+
     /// A snapshot of an office for boards and the `status` command.
     pub async fn office_status(
         &self,
