@@ -11,6 +11,7 @@ use madoguchi_proto::prost_types::Timestamp;
 use madoguchi_proto::queue::v1 as pb;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
+use tracing::Instrument as _;
 
 use crate::config::GatewayConfig;
 use crate::devices::board::{self, BoardLineConfig, BoardLineHandle, LineHealth};
@@ -20,8 +21,8 @@ use crate::devices::terminal::journal::SqliteJournal;
 use crate::devices::terminal::{TerminalConfig, TerminalDriver};
 use crate::kiosk::Kiosk;
 use crate::kiosk_api::KioskApi;
-use crate::link::{Cluster, follow_calls};
-use crate::metrics::Metrics;
+use crate::link::{Cluster, Follower, follow_calls};
+use crate::metrics::{Metrics, Recorder};
 use crate::register::{Register, TerminalHealth};
 use crate::serial::{Backoff, Connector};
 use crate::store::LocalStore;
@@ -129,6 +130,7 @@ pub async fn start(
         terminals: Default::default(),
         reachable: cluster.reachable(),
         store: store.clone(),
+        recorder: Recorder::default(),
     };
     let mut lines = HashMap::new();
     for line in &config.board_lines {
@@ -174,6 +176,7 @@ pub async fn start(
             store.clone(),
             printer,
             clock.clone(),
+            metrics.recorder.clone(),
         );
         let panel_connector = overrides
             .panels
@@ -203,7 +206,8 @@ pub async fn start(
                         tracing::warn!(button = press.button, "button not mapped to a category");
                         continue;
                     };
-                    let led = match kiosk.issue(&category, false).await {
+                    let span = crate::kiosk::press_span(kiosk.id(), &category, Some(press.button));
+                    let led = match kiosk.issue(&category, false).instrument(span).await {
                         Ok(ticket) => {
                             tracing::info!(kiosk = kiosk.id(), ticket = %ticket.display_number, offline = ticket.offline, "ticket printed");
                             panel::protocol::Led::On
@@ -278,6 +282,10 @@ pub async fn start(
         cluster.clone(),
         store.clone(),
         lines.clone(),
+        Follower {
+            clock: clock.clone(),
+            recorder: metrics.recorder.clone(),
+        },
         backoff.clone(),
         stopped.clone(),
     ));
@@ -332,7 +340,7 @@ pub async fn start(
             let addr = listener.local_addr()?;
             let stopped = stopped.clone();
             tasks.spawn(async move {
-                if let Err(error) = metrics.serve(listener, stopped).await {
+                if let Err(error) = metrics.endpoint().serve(listener, stopped).await {
                     tracing::error!(%error, "metrics endpoint stopped");
                 }
             });

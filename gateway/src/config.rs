@@ -60,7 +60,8 @@ pub struct GatewayConfig {
     /// `127.0.0.1:50061`; unset for none.
     #[serde(default)]
     pub kiosk_listen: Option<std::net::SocketAddr>,
-    /// Where `GET /metrics` (Prometheus) is served, e.g. `127.0.0.1:9461`;
+    /// Where `GET /metrics` (Prometheus) and `GET /healthz` are served,
+    /// e.g. `127.0.0.1:9461`;
     /// unset for none.
     #[serde(default)]
     pub metrics_listen: Option<std::net::SocketAddr>,

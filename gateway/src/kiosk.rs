@@ -22,12 +22,34 @@ use madoguchi_proto::prost_types::Timestamp;
 use madoguchi_proto::queue::v1 as pb;
 use madoguchi_proto::signage::v1::GetTicketStatusUrlRequest;
 use tokio::sync::Mutex as AsyncMutex;
+use tracing::Instrument as _;
 
 use crate::config::KioskConfig;
 use crate::devices::printer::escpos::TicketContent;
 use crate::devices::printer::{PrintError, PrinterHandle};
 use crate::link::{Cluster, is_unreachable};
+use crate::metrics::{PrintMode, Recorder};
 use crate::store::{LocalStore, OutboxState, OutboxTicket};
+
+/// The root span of a resident's press (a panel button, or the local
+/// `KioskService`): `kiosk press`, covering `IssueTicket` (which continues
+/// it in the cluster) and the printer job. It starts a trace of its own,
+/// whatever span the caller is in.
+pub fn press_span(kiosk: &str, category: &str, button: Option<u8>) -> tracing::Span {
+    let span = tracing::info_span!(
+        parent: None,
+        "kiosk press",
+        otel.name = "kiosk press",
+        otel.kind = "internal",
+        madoguchi.kiosk.id = kiosk,
+        madoguchi.category = category,
+        madoguchi.kiosk.button = tracing::field::Empty,
+    );
+    if let Some(button) = button {
+        span.record("madoguchi.kiosk.button", u64::from(button));
+    }
+    span
+}
 
 /// Tickets imported per `ImportOfflineTickets` call.
 const IMPORT_BATCH: u32 = 100;
@@ -100,6 +122,7 @@ struct Inner {
     store: LocalStore,
     printer: PrinterHandle,
     clock: SharedClock,
+    recorder: Recorder,
     categories: Mutex<HashMap<String, CategoryInfo>>,
     /// One ticket at a time per kiosk: there is one paper slot.
     printing: AsyncMutex<()>,
@@ -117,6 +140,7 @@ impl Kiosk {
         store: LocalStore,
         printer: PrinterHandle,
         clock: SharedClock,
+        recorder: Recorder,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
@@ -125,6 +149,7 @@ impl Kiosk {
                 store,
                 printer,
                 clock,
+                recorder,
                 categories: Mutex::default(),
                 printing: AsyncMutex::new(()),
                 syncing: AsyncMutex::new(()),
@@ -302,8 +327,8 @@ impl Kiosk {
             issued_at,
             &status_url,
         );
-        match self.inner.printer.print_ticket(&content).await {
-            Ok(_) => Ok(IssuedTicket {
+        match self.print(&content, PrintMode::Online).await {
+            Ok(()) => Ok(IssuedTicket {
                 display_number: ticket.display_number,
                 name: ticket.name,
                 offline: false,
@@ -408,8 +433,8 @@ impl Kiosk {
             now,
             "",
         );
-        match self.inner.printer.print_ticket(&content).await {
-            Ok(_) => {
+        match self.print(&content, PrintMode::Offline).await {
+            Ok(()) => {
                 store
                     .outbox_mark(&offline_id, OutboxState::Printed, "")
                     .await
@@ -432,6 +457,39 @@ impl Kiosk {
                 Err(KioskError::PrintFailed(error))
             }
         }
+    }
+
+    /// One print job, in a `printer job` span; counts the ticket when it
+    /// came out.
+    async fn print(&self, content: &TicketContent, mode: PrintMode) -> Result<(), PrintError> {
+        let span = tracing::info_span!(
+            "printer job",
+            otel.name = "printer job",
+            otel.kind = "internal",
+            otel.status_code = tracing::field::Empty,
+            madoguchi.device.id = format!("printer-{}", self.id()).as_str(),
+            madoguchi.printer.mode = mode.as_str(),
+            madoguchi.printer.bytes = tracing::field::Empty,
+            madoguchi.printer.outcome = tracing::field::Empty,
+        );
+        let result = self
+            .inner
+            .printer
+            .print_ticket(content)
+            .instrument(span.clone())
+            .await;
+        match &result {
+            Ok(receipt) => {
+                span.record("madoguchi.printer.bytes", receipt.bytes as u64);
+                span.record("madoguchi.printer.outcome", "printed");
+                self.inner.recorder.ticket_printed(self.id(), mode);
+            }
+            Err(error) => {
+                span.record("madoguchi.printer.outcome", error.kind());
+                span.record("otel.status_code", "error");
+            }
+        }
+        result.map(|_| ())
     }
 
     fn content(

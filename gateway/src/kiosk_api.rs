@@ -9,6 +9,7 @@ use madoguchi_proto::gateway::v1 as pb;
 use madoguchi_proto::gateway::v1::kiosk_service_server::{KioskService, KioskServiceServer};
 use madoguchi_proto::prost_types::Timestamp;
 use tonic::{Request, Response, Status};
+use tracing::Instrument as _;
 
 use crate::kiosk::{Kiosk, KioskError};
 use crate::store::OutboxState;
@@ -68,8 +69,10 @@ impl KioskService for KioskApi {
     ) -> Result<Response<pb::IssueTicketResponse>, Status> {
         let req = request.into_inner();
         let kiosk = self.kiosk(&req.kiosk)?;
+        let span = crate::kiosk::press_span(kiosk.id(), &req.category, None);
         let ticket = kiosk
             .issue(&req.category, req.priority)
+            .instrument(span)
             .await
             .map_err(to_status)?;
         Ok(Response::new(pb::IssueTicketResponse {

@@ -27,9 +27,13 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Status};
 
+use madoguchi_platform::clock::SharedClock;
+use tracing::Instrument as _;
+
 use crate::config::ClusterConfig;
 use crate::devices::board::registers::BoardDisplay;
 use crate::devices::board::{BoardLineHandle, UnitId};
+use crate::metrics::Recorder;
 use crate::serial::Backoff;
 use crate::store::LocalStore;
 
@@ -165,10 +169,22 @@ pub fn is_unreachable(status: &Status) -> bool {
     ) || (status.code() == tonic::Code::Unknown && status.message().contains("transport"))
 }
 
+/// A board a counter's numbers go to: its line's id and driver, and its
+/// Modbus unit address on that line.
+#[derive(Debug, Clone)]
+pub struct RoutedBoard {
+    /// The line's id in the configuration (`rs485-1f`).
+    pub line: String,
+    /// The line's driver.
+    pub handle: BoardLineHandle,
+    /// The board's Modbus unit address.
+    pub unit: UnitId,
+}
+
 /// Which boards show which counter: counter resource name → boards.
 #[derive(Debug, Clone, Default)]
 pub struct BoardRoutes {
-    routes: HashMap<String, Vec<(BoardLineHandle, UnitId)>>,
+    routes: HashMap<String, Vec<RoutedBoard>>,
 }
 
 impl BoardRoutes {
@@ -178,7 +194,7 @@ impl BoardRoutes {
         routing: &madoguchi_proto::signage::v1::BoardRouting,
         lines: &HashMap<String, BoardLineHandle>,
     ) -> Self {
-        let mut routes: HashMap<String, Vec<(BoardLineHandle, UnitId)>> = HashMap::new();
+        let mut routes: HashMap<String, Vec<RoutedBoard>> = HashMap::new();
         for board in &routing.boards {
             let (Some(line), Ok(unit)) = (lines.get(&board.line), UnitId::try_from(board.address))
             else {
@@ -188,14 +204,18 @@ impl BoardRoutes {
                 routes
                     .entry(counter.clone())
                     .or_default()
-                    .push((line.clone(), unit));
+                    .push(RoutedBoard {
+                        line: board.line.clone(),
+                        handle: line.clone(),
+                        unit,
+                    });
             }
         }
         Self { routes }
     }
 
     /// Boards of a counter.
-    pub fn of(&self, counter: &str) -> &[(BoardLineHandle, UnitId)] {
+    pub fn of(&self, counter: &str) -> &[RoutedBoard] {
         self.routes.get(counter).map_or(&[], Vec::as_slice)
     }
 
@@ -205,10 +225,40 @@ impl BoardRoutes {
     }
 }
 
-/// Shows `number` on every board of `counter`. A board that does not
-/// answer keeps the value as wanted in its driver, which re-sends it when
-/// the board is back; the follower does not wait for it.
-async fn show(routes: &BoardRoutes, counter: &str, number: &str, chime: bool) {
+/// What the call follower needs besides the link: the clock it measures
+/// call-to-board time with, and where it records it.
+#[derive(Debug, Clone)]
+pub struct Follower {
+    /// The floor PC's clock.
+    pub clock: SharedClock,
+    /// Where `madoguchi_gateway_call_to_board_seconds` is observed.
+    pub recorder: Recorder,
+}
+
+/// A call to put on the boards: the event that committed it, when there
+/// is one (the first start's snapshot has none).
+#[derive(Debug, Clone, Copy)]
+struct Call<'a> {
+    event: Option<&'a pb::OfficeEvent>,
+    /// The W3C traceparent sent beside the event (empty when untraced).
+    trace_parent: &'a str,
+}
+
+/// Shows `number` on every board of `counter`, each write in a `board
+/// write` span; for a call from the event log the span continues the
+/// trace of the request that committed it (the event's `trace_parent`)
+/// and the time from the event to the board's acknowledgement is
+/// observed. A board that does not answer keeps the value as wanted in its
+/// driver, which re-sends it when the board is back; the follower does
+/// not wait for it.
+async fn show(
+    routes: &BoardRoutes,
+    follower: &Follower,
+    counter: &str,
+    number: &str,
+    chime: bool,
+    call: Call<'_>,
+) {
     let display = match BoardDisplay::ticket(number) {
         Ok(display) => BoardDisplay { chime, ..display },
         Err(error) => {
@@ -216,11 +266,58 @@ async fn show(routes: &BoardRoutes, counter: &str, number: &str, chime: bool) {
             return;
         }
     };
-    for (line, unit) in routes.of(counter) {
-        if let Err(error) = line.show(*unit, display).await {
-            tracing::warn!(unit, %error, "board write failed; the driver re-sends on recovery");
+    for board in routes.of(counter) {
+        let span = board_write_span(board, counter);
+        madoguchi_platform::telemetry::continue_trace(&span, call.trace_parent);
+        let result = board
+            .handle
+            .show(board.unit, display)
+            .instrument(span.clone())
+            .await;
+        match result {
+            Ok(()) => {
+                span.record("madoguchi.board.outcome", "shown");
+                if let Some(committed) =
+                    call.event
+                        .and_then(|e| e.event_time.as_ref())
+                        .and_then(|t| {
+                            chrono::DateTime::from_timestamp(
+                                t.seconds,
+                                u32::try_from(t.nanos).ok()?,
+                            )
+                        })
+                {
+                    let elapsed = follower.clock.now() - committed;
+                    let seconds = elapsed.num_microseconds().unwrap_or(i64::MAX) as f64 / 1e6;
+                    follower.recorder.call_shown(&board.line, seconds);
+                }
+            }
+            Err(error) => {
+                span.record("madoguchi.board.outcome", "failed");
+                span.record("otel.status_code", "error");
+                let unit = board.unit;
+                let _entered = span.enter();
+                tracing::warn!(unit, %error, "board write failed; the driver re-sends on recovery");
+            }
         }
     }
+}
+
+/// The span of one write to one board. Attributes: `madoguchi.board.line`
+/// (the line's id), `madoguchi.board.unit` (the Modbus unit address),
+/// `madoguchi.counter` (the counter's resource name) and
+/// `madoguchi.board.outcome` (`shown`, `failed`).
+fn board_write_span(board: &RoutedBoard, counter: &str) -> tracing::Span {
+    tracing::info_span!(
+        "board write",
+        otel.name = "board write",
+        otel.kind = "internal",
+        otel.status_code = tracing::field::Empty,
+        madoguchi.board.line = board.line.as_str(),
+        madoguchi.board.unit = u64::from(board.unit),
+        madoguchi.counter = counter,
+        madoguchi.board.outcome = tracing::field::Empty,
+    )
 }
 
 /// Follows the office's calls onto the boards until `shutdown` fires.
@@ -228,6 +325,7 @@ pub async fn follow_calls(
     cluster: Cluster,
     store: LocalStore,
     lines: HashMap<String, BoardLineHandle>,
+    follower: Follower,
     mut backoff: Backoff,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -237,7 +335,14 @@ pub async fn follow_calls(
         if *shutdown.borrow() {
             return;
         }
-        let attempt = follow_once(&cluster, &store, &lines, &mut routes, &mut backoff);
+        let attempt = follow_once(
+            &cluster,
+            &store,
+            &lines,
+            &follower,
+            &mut routes,
+            &mut backoff,
+        );
         let outcome = tokio::select! {
             outcome = attempt => outcome,
             _ = shutdown.changed() => return,
@@ -259,6 +364,7 @@ async fn follow_once(
     cluster: &Cluster,
     store: &LocalStore,
     lines: &HashMap<String, BoardLineHandle>,
+    follower: &Follower,
     routes: &mut BoardRoutes,
     backoff: &mut Backoff,
 ) -> Result<(), String> {
@@ -287,7 +393,18 @@ async fn follow_once(
                 .map_err(|s| format!("office status: {}", s.message()))?;
             for counter in &status.counters {
                 if let Some(ticket) = &counter.current_ticket {
-                    show(routes, &counter.name, &ticket.display_number, false).await;
+                    show(
+                        routes,
+                        follower,
+                        &counter.name,
+                        &ticket.display_number,
+                        false,
+                        Call {
+                            event: None,
+                            trace_parent: "",
+                        },
+                    )
+                    .await;
                 }
             }
             store
@@ -309,11 +426,9 @@ async fn follow_once(
     backoff.reset();
     tracing::info!(%office, after, "following calls");
     while let Some(message) = stream.next().await {
-        let event = message
-            .map_err(|s| format!("stream: {}", s.message()))?
-            .event
-            .ok_or("stream: empty message")?;
-        handle_event(routes, &event).await;
+        let message = message.map_err(|s| format!("stream: {}", s.message()))?;
+        let event = message.event.ok_or("stream: empty message")?;
+        handle_event(routes, follower, &event, &message.trace_parent).await;
         store
             .set_cursor(&office, event.sequence)
             .await
@@ -322,13 +437,35 @@ async fn follow_once(
     Err("stream ended".into())
 }
 
-async fn handle_event(routes: &BoardRoutes, event: &pb::OfficeEvent) {
+/// Puts a call or recall from the office's event log on its counter's
+/// boards. `trace_parent` is the W3C traceparent the queue sent beside the
+/// event (that of the request that committed it; empty when untraced):
+/// each board write becomes a child span of it, so the call's trace
+/// reaches the board. Other events change nothing on the boards.
+pub async fn handle_event(
+    routes: &BoardRoutes,
+    follower: &Follower,
+    event: &pb::OfficeEvent,
+    trace_parent: &str,
+) {
     let Some(ticket) = &event.ticket else {
         return;
     };
     if let Ok(pb::EventType::TicketCalled | pb::EventType::TicketRecalled) =
         pb::EventType::try_from(event.r#type)
     {
-        show(routes, &event.counter, &ticket.display_number, true).await;
+        let call = Call {
+            event: Some(event),
+            trace_parent,
+        };
+        show(
+            routes,
+            follower,
+            &event.counter,
+            &ticket.display_number,
+            true,
+            call,
+        )
+        .await;
     }
 }

@@ -40,14 +40,19 @@ const DRAIN_DEADLINE: Duration = Duration::from_secs(5);
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("MADOGUCHI_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    let args = Args::parse();
+    // Logs (MADOGUCHI_LOG, MADOGUCHI_LOG_FORMAT) and, with
+    // OTEL_EXPORTER_OTLP_ENDPOINT set, traces over OTLP; inside the
+    // runtime, which the OTLP client runs on.
+    let telemetry = madoguchi_platform::telemetry::init("madoguchi-gateway");
+    let result = run(Args::parse()).await;
+    // Exports the spans still queued (bounded wait).
+    tokio::task::spawn_blocking(move || telemetry.shutdown())
+        .await
+        .ok();
+    result
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
     let config = GatewayConfig::load(&args.config)
         .with_context(|| format!("loading {}", args.config.display()))?;
     let clock: SharedClock = Arc::new(SystemClock);

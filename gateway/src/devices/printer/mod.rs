@@ -119,6 +119,23 @@ pub enum PrintError {
     Stopped,
 }
 
+impl PrintError {
+    /// A stable lowercase name of the error, for span attributes and
+    /// logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::PaperOut => "paper_out",
+            Self::CoverOpen => "cover_open",
+            Self::Offline => "offline",
+            Self::NotConfirmed => "not_confirmed",
+            Self::NotResponding => "not_responding",
+            Self::Disconnected => "disconnected",
+            Self::Encode(_) => "encode",
+            Self::Stopped => "stopped",
+        }
+    }
+}
+
 /// Proof that a ticket printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PrintReceipt {
@@ -126,6 +143,8 @@ pub struct PrintReceipt {
     pub job: JobId,
     /// Paper was near its end after printing.
     pub paper_near_end: bool,
+    /// Bytes of the job sent to the printer.
+    pub bytes: usize,
 }
 
 /// What one print job puts on paper (or on the drawer connector).
@@ -466,6 +485,7 @@ async fn print(
         record_error(health, &error);
         return Err(Failure::Device(error));
     }
+    let length = bytes.len();
     send(port, bytes).await?;
 
     let deadline = Instant::now() + config.print_timeout;
@@ -505,6 +525,7 @@ async fn print(
     Ok(PrintReceipt {
         job,
         paper_near_end: health.borrow().paper_near_end,
+        bytes: length,
     })
 }
 

@@ -42,6 +42,7 @@ pub mod sim;
 
 use std::sync::Arc;
 use std::time::Duration;
+use tracing::Instrument as _;
 
 use futures::{SinkExt, StreamExt};
 use tokio::sync::{Mutex, Notify};
@@ -312,7 +313,13 @@ impl TerminalDriver {
         amount: Yen,
         reference: SaleRef,
     ) -> Result<SaleOutcome, TerminalError> {
-        self.transact(amount, reference, false).await
+        let span = transaction_span("terminal sale", amount);
+        let result = self
+            .transact(amount, reference, false)
+            .instrument(span.clone())
+            .await;
+        record_outcome(&span, &result);
+        result
     }
 
     /// Pays `amount` back (`06 31`) under the refund's own `reference`, at
@@ -324,7 +331,13 @@ impl TerminalDriver {
         amount: Yen,
         reference: SaleRef,
     ) -> Result<SaleOutcome, TerminalError> {
-        self.transact(amount, reference, true).await
+        let span = transaction_span("terminal refund", amount);
+        let result = self
+            .transact(amount, reference, true)
+            .instrument(span.clone())
+            .await;
+        record_outcome(&span, &result);
+        result
     }
 
     async fn transact(
@@ -367,6 +380,7 @@ impl TerminalDriver {
             }
         }
         .to_apdu();
+        tracing::info!("request sent");
         match self.dialogue(port, &request, &reference, true).await {
             Ok(Step::Result(result)) => self.settle(&reference, &result).await,
             Ok(Step::Refused(code)) => {
@@ -528,7 +542,12 @@ impl TerminalDriver {
         send_apdu(port, request, c.t2, c.max_retries).await?;
         let first = recv_apdu(port, started + c.t3, c.t1).await?;
         match Reply::from_apdu(&first) {
-            Ok(Reply::Ok) => {}
+            Ok(Reply::Ok) => {
+                if abortable {
+                    // The terminal took the sale: it now waits for the card.
+                    tracing::info!("awaiting card");
+                }
+            }
             Ok(Reply::Refused(code)) => return Ok(Step::Refused(code)),
             Ok(other) => {
                 tracing::warn!(reply = ?std::mem::discriminant(&other), "expected 80 00");
@@ -566,6 +585,40 @@ impl TerminalDriver {
                 Err(error) => tracing::warn!(%error, "unreadable terminal message"),
             }
         }
+    }
+}
+
+/// The span of one sale or refund on the terminal: `terminal sale` or
+/// `terminal refund`, with `madoguchi.payment.amount_yen` and, when it
+/// ends, `madoguchi.terminal.outcome` (`approved`, `declined`, `aborted`,
+/// `not_charged`, `unknown`, or `error`). Its phases are span events:
+/// `request sent`, `awaiting card`, `sale settled` (the terminal's
+/// verdict), `sale response lost, asking the terminal` when the answer was
+/// lost. Never card data: the terminal does not send it and nothing here
+/// would record it.
+fn transaction_span(name: &'static str, amount: Yen) -> tracing::Span {
+    tracing::info_span!(
+        "terminal transaction",
+        otel.name = name,
+        otel.kind = "internal",
+        otel.status_code = tracing::field::Empty,
+        madoguchi.payment.amount_yen = amount.get(),
+        madoguchi.terminal.outcome = tracing::field::Empty,
+    )
+}
+
+fn record_outcome(span: &tracing::Span, result: &Result<SaleOutcome, TerminalError>) {
+    let outcome = match result {
+        Ok(SaleOutcome::Approved { .. }) => "approved",
+        Ok(SaleOutcome::Declined) => "declined",
+        Ok(SaleOutcome::Aborted) => "aborted",
+        Ok(SaleOutcome::NotCharged) => "not_charged",
+        Ok(SaleOutcome::Unknown) => "unknown",
+        Err(_) => "error",
+    };
+    span.record("madoguchi.terminal.outcome", outcome);
+    if result.is_err() {
+        span.record("otel.status_code", "error");
     }
 }
 
