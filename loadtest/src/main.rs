@@ -33,6 +33,7 @@ use tokio::sync::Mutex;
 use tonic::transport::Channel;
 
 mod gateway;
+mod sink;
 
 const OFFICE: &str = "municipalities/032034/offices/main";
 const TOKEN: &str = "loadtest-staff-token";
@@ -73,6 +74,11 @@ struct Args {
     /// one ticket at a time).
     #[arg(long, default_value_t = 10)]
     press_rate: u32,
+    /// Export every span (100 % sampling) over OTLP to a receiver in this
+    /// process, as a traced cluster would to its collector: the overhead
+    /// of tracing on the call path. Without it nothing is exported.
+    #[arg(long)]
+    trace: bool,
 }
 
 fn bench_site(counters: u64) -> String {
@@ -207,8 +213,24 @@ fn report(name: &str, run: &Run) -> Vec<String> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    madoguchi_platform::telemetry::init();
     let args = Args::parse();
+    let received = if args.trace {
+        let (endpoint, received) = sink::start().await?;
+        Some((endpoint, received))
+    } else {
+        None
+    };
+    let endpoint = received.as_ref().map(|(e, _)| e.clone());
+    let telemetry_config =
+        madoguchi_platform::telemetry::TelemetryConfig::from_vars("madoguchi-loadtest", |name| {
+            match name {
+                "OTEL_EXPORTER_OTLP_ENDPOINT" => endpoint.clone(),
+                "OTEL_TRACES_SAMPLER" => Some("always_on".into()),
+                other => std::env::var(other).ok(),
+            }
+        })
+        .map_err(anyhow::Error::msg)?;
+    let telemetry = madoguchi_platform::telemetry::init_with(&telemetry_config);
     let dir = tempfile::tempdir()?;
     let site = dir.path().join("site.toml");
     // One counter per call of the CallNext phase: no counter is reused, so
@@ -263,8 +285,16 @@ async fn main() -> anyhow::Result<()> {
     );
 
     println!(
-        "backend={:?} rate={}/s seconds={} backlog={}",
-        args.backend, args.rate, args.seconds, args.backlog
+        "backend={:?} rate={}/s seconds={} backlog={} tracing={}",
+        args.backend,
+        args.rate,
+        args.seconds,
+        args.backlog,
+        if telemetry.exporting() {
+            "exported at 100 %"
+        } else {
+            "off"
+        }
     );
 
     // Backlog: waiting tickets in the category the counters call from, plus
@@ -396,6 +426,16 @@ async fn main() -> anyhow::Result<()> {
         floor.shutdown().await;
     }
     server.shutdown().await?;
+    telemetry.shutdown();
+    if let Some((_, received)) = &received {
+        results.push(format!(
+            "{:<12} exported={} dropped={} received={}",
+            "  spans",
+            madoguchi_platform::telemetry::spans_exported(),
+            madoguchi_platform::telemetry::spans_dropped(),
+            received.count()
+        ));
+    }
     if matches!(args.backend, Backend::Postgres) {
         madoguchi_platform::testing::drop_postgres_database(&database_url).await?;
     }

@@ -23,6 +23,8 @@ use tonic::transport::Channel;
 pub mod cluster;
 pub mod floor;
 pub mod okuyami;
+pub mod otlp;
+pub mod process;
 
 pub use madoguchi_proto::queue::v1 as pb;
 

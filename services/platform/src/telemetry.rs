@@ -1,7 +1,8 @@
 //! Logs and traces.
 //!
 //! **Logs** go to stderr, filtered with `MADOGUCHI_LOG` (e.g.
-//! `info,madoguchi_queue=debug`; default `info`), as text or, with
+//! `info,madoguchi_queue=debug`; default `info`; spans are never printed,
+//! only events), as text or, with
 //! `MADOGUCHI_LOG_FORMAT=json`, one JSON object per line carrying the
 //! `trace_id` and `span_id` of the span the line was written in, for a
 //! cluster's log collector. Logs never carry request bodies or statements.
@@ -9,7 +10,9 @@
 //! **Traces** are the same `tracing` spans, exported as OpenTelemetry spans
 //! over OTLP/gRPC when `OTEL_EXPORTER_OTLP_ENDPOINT` (or
 //! `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) is set, and not at all otherwise.
-//! The standard variables apply: `OTEL_SERVICE_NAME` (default: the name the
+//! Which spans are exported is filtered apart from the logs, with
+//! `MADOGUCHI_TRACE` (same syntax; default `info`, every request and
+//! device span). The standard variables apply: `OTEL_SERVICE_NAME` (default: the name the
 //! program gives), `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_TRACES_SAMPLER` and
 //! `OTEL_TRACES_SAMPLER_ARG` (default `parentbased_always_on`),
 //! `OTEL_EXPORTER_OTLP_TIMEOUT`, `OTEL_EXPORTER_OTLP_HEADERS`,
@@ -44,6 +47,7 @@ use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanExporter, SpanProcessor};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::Layer as _;
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::layer::SubscriberExt;
@@ -84,6 +88,8 @@ pub enum LogFormat {
 pub struct TelemetryConfig {
     /// The log filter (`MADOGUCHI_LOG`).
     pub log_filter: String,
+    /// Which spans are exported (`MADOGUCHI_TRACE`).
+    pub trace_filter: String,
     /// `MADOGUCHI_LOG_FORMAT`.
     pub log_format: LogFormat,
     /// Whether traces are exported (an OTLP endpoint is configured and the
@@ -133,7 +139,7 @@ impl TelemetryConfig {
         ]
         .into_iter()
         .find(|name| set(name))
-        .and_then(|name| var(name));
+        .and_then(&var);
         let export_traces = !disabled && endpoint.is_some();
         let number = |name: &'static str, default: u64| -> Result<u64, String> {
             match var(name) {
@@ -151,6 +157,7 @@ impl TelemetryConfig {
         let delay = number("OTEL_BSP_SCHEDULE_DELAY", 1000)?;
         Ok(Self {
             log_filter: var("MADOGUCHI_LOG").unwrap_or_else(|| "info".into()),
+            trace_filter: var("MADOGUCHI_TRACE").unwrap_or_else(|| "info".into()),
             log_format,
             export_traces,
             endpoint,
@@ -204,36 +211,27 @@ pub fn init(default_service_name: &str) -> Telemetry {
         Ok(config) => init_with(&config),
         Err(message) => {
             eprintln!("telemetry: {message}; logging as text without trace export");
-            let mut config = TelemetryConfig::from_vars(default_service_name, |_| None)
-                .unwrap_or_else(|_| unreachable_config(default_service_name));
-            config.log_filter = std::env::var("MADOGUCHI_LOG").unwrap_or_else(|_| "info".into());
-            init_with(&config)
+            let filters_only = TelemetryConfig::from_vars(default_service_name, |name| {
+                matches!(name, "MADOGUCHI_LOG" | "MADOGUCHI_TRACE")
+                    .then(|| std::env::var(name).ok())
+                    .flatten()
+            });
+            match filters_only {
+                Ok(config) => init_with(&config),
+                Err(_) => Telemetry::default(),
+            }
         }
-    }
-}
-
-fn unreachable_config(name: &str) -> TelemetryConfig {
-    TelemetryConfig {
-        log_filter: "info".into(),
-        log_format: LogFormat::Text,
-        export_traces: false,
-        endpoint: None,
-        default_service_name: name.into(),
-        max_queue: 2048,
-        max_batch: 512,
-        schedule_delay: Duration::from_secs(1),
     }
 }
 
 /// [`init`] with an explicit configuration.
 pub fn init_with(config: &TelemetryConfig) -> Telemetry {
-    let filter = EnvFilter::try_new(&config.log_filter).unwrap_or_else(|error| {
-        eprintln!(
-            "MADOGUCHI_LOG: {error}; using info (the filter was {:?})",
-            config.log_filter
-        );
-        EnvFilter::new("info")
-    });
+    let filter = |variable: &str, text: &str| {
+        EnvFilter::try_new(text).unwrap_or_else(|error| {
+            eprintln!("{variable}: {error}; using info (the filter was {text:?})");
+            EnvFilter::new("info")
+        })
+    };
     let provider = if config.export_traces {
         match exporting_provider(config) {
             Ok(provider) => Some(provider),
@@ -251,6 +249,7 @@ pub fn init_with(config: &TelemetryConfig) -> Telemetry {
             .with_threads(false)
             .with_location(false)
             .with_tracked_inactivity(false)
+            .with_filter(filter("MADOGUCHI_TRACE", &config.trace_filter))
     });
     let text = (config.log_format == LogFormat::Text).then(|| {
         use std::io::IsTerminal as _;
@@ -258,14 +257,15 @@ pub fn init_with(config: &TelemetryConfig) -> Telemetry {
             .with_writer(std::io::stderr)
             .with_ansi(std::io::stderr().is_terminal())
             .with_target(true)
+            .with_filter(filter("MADOGUCHI_LOG", &config.log_filter))
     });
     let json = (config.log_format == LogFormat::Json).then(|| {
         tracing_subscriber::fmt::layer()
             .with_writer(std::io::stderr)
             .event_format(JsonLines)
+            .with_filter(filter("MADOGUCHI_LOG", &config.log_filter))
     });
     let installed = tracing_subscriber::registry()
-        .with(filter)
         .with(otel)
         .with(text)
         .with(json)
