@@ -252,6 +252,7 @@ pub async fn start(
         )
         .await
         .context("preparing the pos service")?;
+        pos.register_metrics(&metrics);
         health_names.push(madoguchi_pos::SERVICE_NAME);
         routes = routes.add_service(pos.service(config.max_message_bytes));
     }

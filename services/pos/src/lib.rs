@@ -6,10 +6,12 @@
 //! - [`notify`]: live wake-ups for register event streams;
 //! - [`peers`]: the forms service, reached over gRPC;
 //! - [`grpc`]: the tonic adapter;
+//! - [`metrics`]: payments by outcome, unresolved payments (Prometheus);
 //! - `PosApp`: wiring.
 
 pub mod domain;
 pub mod grpc;
+pub mod metrics;
 pub mod notify;
 pub mod peers;
 pub mod storage;
@@ -70,6 +72,12 @@ impl PosApp {
             site.municipality.code.clone(),
         );
         Ok(Self { grpc, store })
+    }
+
+    /// Registers the POS metrics (payments by outcome, unresolved
+    /// payments) into the server's `metrics`.
+    pub fn register_metrics(&self, metrics: &madoguchi_platform::metrics::Metrics) {
+        metrics::register(metrics, &self.store);
     }
 
     /// The store, for tests and tools in this workspace.

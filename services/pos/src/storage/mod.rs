@@ -50,7 +50,16 @@ use crate::domain::{
     OfficeName, Outcome, PaymentState, PricedLine, RefundKind, RefundState, Yen, apply_outcome,
     change_for, terminal_reference,
 };
+use crate::metrics::{PaymentCounts, PaymentOutcome};
 use crate::notify::{CHANNEL, EventBus};
+
+/// How a completed void or refund counts in the payment metrics.
+fn refund_outcome(kind: RefundKind) -> PaymentOutcome {
+    match kind {
+        RefundKind::Void => PaymentOutcome::Voided,
+        RefundKind::Refund => PaymentOutcome::Refunded,
+    }
+}
 
 /// The POS tables, behind the operations the service offers.
 #[derive(Debug, Clone)]
@@ -59,6 +68,7 @@ pub struct PosStore {
     clock: SharedClock,
     bus: EventBus,
     names: Arc<Names>,
+    counts: PaymentCounts,
 }
 
 /// An order to create, priced and validated.
@@ -169,7 +179,39 @@ impl PosStore {
                 municipality_ja: site.municipality.name_ja.clone(),
                 fees,
             }),
+            counts: PaymentCounts::default(),
         }
+    }
+
+    /// The payment counter this store increments as payments reach their
+    /// outcomes.
+    pub fn payment_counts(&self) -> &PaymentCounts {
+        &self.counts
+    }
+
+    /// Payments of unknown outcome (処理未了) not yet resolved, by office
+    /// resource name; every office of the site is present, with zero when
+    /// it has none.
+    pub async fn unresolved_payments(&self) -> Result<BTreeMap<String, i64>, ServiceError> {
+        let mut counts: BTreeMap<String, i64> = office::Entity::find()
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|o| (o.name, 0))
+            .collect();
+        let rows: Vec<(String, i64)> = payment::Entity::find()
+            .select_only()
+            .column(payment::Column::Office)
+            .column_as(payment::Column::Name.count(), "n")
+            .filter(payment::Column::State.eq(PaymentState::Unknown as i16))
+            .group_by(payment::Column::Office)
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        for (office, n) in rows {
+            counts.insert(office, n);
+        }
+        Ok(counts)
     }
 
     /// The connection, for the PostgreSQL listener.
@@ -586,6 +628,10 @@ impl PosStore {
         append_events(&txn, &register_key, now, events).await?;
         txn.commit().await?;
         self.bus.wake();
+        if row.state == PaymentState::Approved as i16 {
+            self.counts
+                .count(&office_key, Some(new.method), PaymentOutcome::Approved);
+        }
         tracing::info!(
             payment = %row.name,
             method = new.method.as_str(),
@@ -769,6 +815,13 @@ impl PosStore {
         append_events(&txn, &row.register, now, events).await?;
         txn.commit().await?;
         self.bus.wake();
+        if let Some(outcome) = PaymentOutcome::of_state(next) {
+            self.counts.count(
+                &row.office,
+                Method::from_i32(i32::from(row.method)),
+                outcome,
+            );
+        }
         match resolved_by {
             Some((by, _)) => {
                 tracing::info!(payment = name, state = ?next, by, "audit: payment resolved")
@@ -949,6 +1002,13 @@ impl PosStore {
         append_events(&txn, &register_key, now, vec![event]).await?;
         txn.commit().await?;
         self.bus.wake();
+        if !terminal {
+            self.counts.count(
+                &original.office,
+                Method::from_i32(i32::from(original.method)),
+                refund_outcome(kind),
+            );
+        }
         tracing::info!(
             refund = %name,
             kind = kind.as_str(),
@@ -1005,6 +1065,18 @@ impl PosStore {
             set_payment_state(&txn, &row.payment, PaymentState::Voided, now).await?;
         }
         txn.commit().await?;
+        if target == RefundState::Completed {
+            let kind = if row.kind == RefundKind::Void as i16 {
+                RefundKind::Void
+            } else {
+                RefundKind::Refund
+            };
+            self.counts.count(
+                &row.office,
+                Method::from_i32(i32::from(row.method)),
+                refund_outcome(kind),
+            );
+        }
         tracing::info!(refund = name, state = ?target, "refund outcome reported");
         self.refund_pb(&row).await
     }
