@@ -213,6 +213,24 @@ async fn traces_cross_the_floor(backend: Backend) {
         board.name.contains("board"),
         "the gateway's span under the call is its board write: {board:?}"
     );
+    // The call's database operation, named by its statements, and the
+    // event's hand-over to the gateway's stream, both under the call.
+    let system = match backend {
+        Backend::Sqlite => "sqlite",
+        Backend::Postgres => "postgresql",
+    };
+    let statement = trace
+        .iter()
+        .find(|s| s.attribute("db.system.name") == Some(system) && descends(&trace, s, &call))
+        .unwrap_or_else(|| panic!("no database span under CallNext: {trace:#?}"));
+    assert_eq!(statement.kind, 3, "a client span");
+    assert_eq!(statement.attribute("db.operation.name"), Some("UPDATE"));
+    assert!(
+        trace.iter().any(|s| s.name == "WatchOffice send"
+            && s.attribute("madoguchi.follower") == Some("test-device")
+            && descends(&trace, s, &call)),
+        "the event's delivery to the gateway is in the call's trace: {trace:#?}"
+    );
 
     // A visit: 本人確認 and the request (forms → identity over gRPC), the
     // navigator, one signature.

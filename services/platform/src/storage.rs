@@ -242,6 +242,31 @@ fn sqlite_parent_dir(url: &str) -> Option<&std::path::Path> {
         .filter(|p| !p.as_os_str().is_empty())
 }
 
+/// The span of one database operation (a statement, or the few statements
+/// of one transaction), after OpenTelemetry's database conventions: named
+/// by `summary` (`db.query.summary`, e.g. `SELECT queue_events`: the
+/// operations and tables, never values), of kind client, with
+/// `db.system.name` and `db.operation.name` (the summary's first word).
+/// Debug level under the target `madoguchi::db`: exported by default
+/// (`MADOGUCHI_TRACE`), never logged, and nearly free when not exported.
+pub fn operation_span(db: &DatabaseConnection, summary: &'static str) -> tracing::Span {
+    let system = match db.get_database_backend() {
+        DbBackend::Postgres => "postgresql",
+        DbBackend::Sqlite => "sqlite",
+        _ => "other_sql",
+    };
+    let operation = summary.split(' ').next().unwrap_or(summary);
+    tracing::debug_span!(
+        target: "madoguchi::db",
+        "db",
+        otel.name = summary,
+        otel.kind = "client",
+        db.system.name = system,
+        db.operation.name = operation,
+        db.query.summary = summary,
+    )
+}
+
 /// Which backend a connection talks to, for the few statements that differ.
 pub fn backend(db: &DatabaseConnection) -> DbBackend {
     db.get_database_backend()

@@ -11,8 +11,8 @@
 //! over OTLP/gRPC when `OTEL_EXPORTER_OTLP_ENDPOINT` (or
 //! `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) is set, and not at all otherwise.
 //! Which spans are exported is filtered apart from the logs, with
-//! `MADOGUCHI_TRACE` (same syntax; default `info`, every request and
-//! device span). The standard variables apply: `OTEL_SERVICE_NAME` (default: the name the
+//! `MADOGUCHI_TRACE` (same syntax; default `info,madoguchi::db=debug`:
+//! every request and device span, and the database operations). The standard variables apply: `OTEL_SERVICE_NAME` (default: the name the
 //! program gives), `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_TRACES_SAMPLER` and
 //! `OTEL_TRACES_SAMPLER_ARG` (default `parentbased_always_on`),
 //! `OTEL_EXPORTER_OTLP_TIMEOUT`, `OTEL_EXPORTER_OTLP_HEADERS`,
@@ -53,6 +53,9 @@ use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
+
+/// What is exported unless `MADOGUCHI_TRACE` says otherwise.
+pub const DEFAULT_TRACE_FILTER: &str = "info,madoguchi::db=debug";
 
 static SPANS_DROPPED: AtomicU64 = AtomicU64::new(0);
 static SPANS_EXPORTED: AtomicU64 = AtomicU64::new(0);
@@ -157,7 +160,7 @@ impl TelemetryConfig {
         let delay = number("OTEL_BSP_SCHEDULE_DELAY", 1000)?;
         Ok(Self {
             log_filter: var("MADOGUCHI_LOG").unwrap_or_else(|| "info".into()),
-            trace_filter: var("MADOGUCHI_TRACE").unwrap_or_else(|| "info".into()),
+            trace_filter: var("MADOGUCHI_TRACE").unwrap_or_else(|| DEFAULT_TRACE_FILTER.into()),
             log_format,
             export_traces,
             endpoint,

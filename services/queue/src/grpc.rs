@@ -685,6 +685,7 @@ impl QueueService for QueueGrpc {
             self.draining.clone(),
             self.metrics
                 .follow(&office.to_string(), &principal.subject, after),
+            principal.subject.clone(),
         );
         let stream = futures::stream::unfold(follower, |mut follower| async move {
             let item = follower.next().await?;
@@ -722,6 +723,8 @@ struct Follower {
     finished: bool,
     /// Its place in `madoguchi_queue_event_log_lag_events`.
     lag: FollowerMark,
+    /// The subject of the stream's credentials.
+    follower: String,
 }
 
 impl Follower {
@@ -731,6 +734,7 @@ impl Follower {
         after: i64,
         draining: Draining,
         lag: FollowerMark,
+        follower: String,
     ) -> Self {
         let bus = store.bus().clone();
         let wake = bus.subscribe();
@@ -746,6 +750,7 @@ impl Follower {
             caught_up: false,
             finished: false,
             lag,
+            follower,
         }
     }
 
@@ -755,6 +760,20 @@ impl Follower {
             if let Some(logged) = self.pending.pop_front() {
                 self.after = i64::try_from(logged.sequence()).unwrap_or(self.after);
                 self.lag.sent(self.after);
+                if let Some(parent) = &logged.trace_parent {
+                    // The hand-over to this follower, in the trace of the
+                    // write that committed the event (only traced events:
+                    // nothing is spent on it otherwise).
+                    let span = tracing::info_span!(
+                        "event delivery",
+                        otel.name = "WatchOffice send",
+                        otel.kind = "producer",
+                        madoguchi.event.sequence = self.after,
+                        madoguchi.follower = self.follower.as_str(),
+                    );
+                    madoguchi_platform::telemetry::continue_trace(&span, parent);
+                    drop(span.enter());
+                }
                 return Some(Ok(logged.into_response()));
             }
             if self.finished {

@@ -58,6 +58,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
+use tracing::Instrument as _;
 
 use chrono::{DateTime, Utc};
 use madoguchi_platform::error::ServiceError;
@@ -270,6 +271,22 @@ pub(super) fn counter_busy(counter_key: &str, display_number: &str) -> ServiceEr
 impl QueueStore {
     /// Calls the next ticket to a counter; see `CallNext` in the proto.
     pub async fn call_next(
+        &self,
+        counter_name: &OfficeChild,
+        categories: &[OfficeChild],
+        request_id: Option<Uuid>,
+    ) -> Result<Option<pb::Ticket>, ServiceError> {
+        let span = madoguchi_platform::storage::operation_span(
+            &self.db,
+            "UPDATE queue_offices queue_legs queue_visits INSERT queue_events",
+        );
+        self.call_next_untraced(counter_name, categories, request_id)
+            .instrument(span)
+            .await
+    }
+
+    /// [`Self::call_next`] inside its database span.
+    async fn call_next_untraced(
         &self,
         counter_name: &OfficeChild,
         categories: &[OfficeChild],

@@ -32,6 +32,7 @@ pub mod offline;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, LazyLock, RwLock};
+use tracing::Instrument as _;
 
 use chrono::{DateTime, Duration, Utc};
 use madoguchi_platform::clock::SharedClock;
@@ -216,6 +217,23 @@ impl QueueStore {
 
     /// Issues a ticket; see `IssueTicket` in the proto.
     pub async fn issue_ticket(
+        &self,
+        office_name: &OfficeName,
+        category_name: &OfficeChild,
+        priority: bool,
+        request_id: Option<Uuid>,
+    ) -> Result<pb::Ticket, ServiceError> {
+        let span = madoguchi_platform::storage::operation_span(
+            &self.db,
+            "INSERT queue_visits queue_legs queue_events",
+        );
+        self.issue_ticket_untraced(office_name, category_name, priority, request_id)
+            .instrument(span)
+            .await
+    }
+
+    /// [`Self::issue_ticket`] inside its database span.
+    async fn issue_ticket_untraced(
         &self,
         office_name: &OfficeName,
         category_name: &OfficeChild,
@@ -492,6 +510,24 @@ impl QueueStore {
     /// instead of acting again (the forms service's TransferForItem relies
     /// on this to move a ticket once).
     pub async fn act(
+        &self,
+        ticket_name: &OfficeChild,
+        action: TicketAction,
+        etag: Option<&str>,
+        transfer_to: Option<&OfficeChild>,
+        request_id: Option<Uuid>,
+    ) -> Result<pb::Ticket, ServiceError> {
+        let span = madoguchi_platform::storage::operation_span(
+            &self.db,
+            "UPDATE queue_legs queue_visits INSERT queue_events",
+        );
+        self.act_untraced(ticket_name, action, etag, transfer_to, request_id)
+            .instrument(span)
+            .await
+    }
+
+    /// [`Self::act`] inside its database span.
+    async fn act_untraced(
         &self,
         ticket_name: &OfficeChild,
         action: TicketAction,
@@ -941,12 +977,14 @@ impl QueueStore {
         after: i64,
         limit: u64,
     ) -> Result<Vec<LoggedEvent>, ServiceError> {
+        let span = madoguchi_platform::storage::operation_span(&self.db, "SELECT queue_events");
         let rows = event::Entity::find()
             .filter(event::Column::Office.eq(office_key.to_owned()))
             .filter(event::Column::Sequence.gt(after))
             .order_by_asc(event::Column::Sequence)
             .limit(limit)
             .all(&self.db)
+            .instrument(span)
             .await?;
         rows.into_iter()
             .map(|row| {
