@@ -48,8 +48,6 @@ use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanExporter, SpanPr
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::Layer as _;
-use tracing_subscriber::fmt::format::Writer;
-use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -263,10 +261,7 @@ pub fn init_with(config: &TelemetryConfig) -> Telemetry {
             .with_filter(filter("MADOGUCHI_LOG", &config.log_filter))
     });
     let json = (config.log_format == LogFormat::Json).then(|| {
-        tracing_subscriber::fmt::layer()
-            .with_writer(std::io::stderr)
-            .event_format(JsonLines)
-            .with_filter(filter("MADOGUCHI_LOG", &config.log_filter))
+        JsonLines::new(std::io::stderr).with_filter(filter("MADOGUCHI_LOG", &config.log_filter))
     });
     let installed = tracing_subscriber::registry()
         .with(otel)
@@ -519,20 +514,34 @@ impl<E: SpanExporter> Worker<E> {
 
 /// A JSON object per line: time, level, target, message and fields, the
 /// names of the enclosing spans, and the OpenTelemetry trace and span ids
-/// of the current span when there is one.
-struct JsonLines;
+/// of the current span when there is one. A layer rather than an fmt
+/// event format: reading a span's OpenTelemetry context needs the
+/// dispatcher, which a layer is handed when it is registered (inside an
+/// event's dispatch the default dispatcher is not reachable).
+struct JsonLines<W> {
+    make_writer: W,
+    dispatch: std::sync::OnceLock<tracing::dispatcher::WeakDispatch>,
+}
 
-impl<S, N> FormatEvent<S, N> for JsonLines
+impl<W> JsonLines<W> {
+    fn new(make_writer: W) -> Self {
+        Self {
+            make_writer,
+            dispatch: std::sync::OnceLock::new(),
+        }
+    }
+}
+
+impl<S, W> tracing_subscriber::Layer<S> for JsonLines<W>
 where
     S: tracing::Subscriber + for<'a> LookupSpan<'a>,
-    N: for<'a> FormatFields<'a> + 'static,
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + 'static,
 {
-    fn format_event(
-        &self,
-        ctx: &FmtContext<'_, S, N>,
-        mut writer: Writer<'_>,
-        event: &tracing::Event<'_>,
-    ) -> fmt::Result {
+    fn on_register_dispatch(&self, subscriber: &tracing::Dispatch) {
+        let _ = self.dispatch.set(subscriber.downgrade());
+    }
+
+    fn on_event(&self, event: &tracing::Event<'_>, ctx: tracing_subscriber::layer::Context<'_, S>) {
         let mut fields = JsonFields::default();
         event.record(&mut fields);
         let mut line = serde_json::Map::new();
@@ -556,13 +565,18 @@ where
                 serde_json::Value::Object(fields.0.into_iter().collect()),
             );
         }
-        if let Some(scope) = ctx.event_scope() {
-            let spans: Vec<serde_json::Value> = scope
-                .from_root()
-                .map(|span| span.name().to_owned().into())
-                .collect();
+        if let Some(scope) = ctx.event_scope(event) {
+            let spans: Vec<&'static str> = scope.from_root().map(|span| span.name()).collect();
             line.insert("spans".into(), spans.into());
-            let context = tracing::Span::current().context();
+        }
+        let current = event
+            .parent()
+            .cloned()
+            .or_else(|| ctx.lookup_current().map(|span| span.id()));
+        let dispatch = self.dispatch.get().and_then(|d| d.upgrade());
+        if let (Some(id), Some(dispatch)) = (current, dispatch)
+            && let Some(context) = tracing_opentelemetry::get_otel_context(&id, &dispatch)
+        {
             let span = context.span();
             let span_context = span.span_context();
             if span_context.is_valid() {
@@ -573,9 +587,11 @@ where
                 line.insert("span_id".into(), span_context.span_id().to_string().into());
             }
         }
-        let text =
-            serde_json::to_string(&serde_json::Value::Object(line)).map_err(|_| fmt::Error)?;
-        writeln!(writer, "{text}")
+        if let Ok(mut text) = serde_json::to_string(&serde_json::Value::Object(line)) {
+            text.push('\n');
+            let mut writer = self.make_writer.make_writer();
+            let _ = std::io::Write::write_all(&mut writer, text.as_bytes());
+        }
     }
 }
 
@@ -748,6 +764,55 @@ mod tests {
         let json = TelemetryConfig::from_vars("m", vars(&[("MADOGUCHI_LOG_FORMAT", "json")]))
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(json.log_format, LogFormat::Json);
+    }
+
+    /// A writer into a shared buffer.
+    #[derive(Clone, Default)]
+    struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Buffer {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            if let Ok(mut buffer) = self.0.lock() {
+                buffer.extend_from_slice(bytes);
+            }
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn json_lines_carry_the_trace_and_span_ids() {
+        let buffer = Buffer::default();
+        let writer = buffer.clone();
+        let provider = SdkTracerProvider::builder().build();
+        let subscriber = tracing_subscriber::registry()
+            .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")))
+            .with(JsonLines::new(move || writer.clone()));
+        let (trace_id, span_id) = tracing::subscriber::with_default(subscriber, || {
+            let span = tracing::info_span!("rpc", request_id = "r-1");
+            let _entered = span.enter();
+            tracing::info!(ticket = "A001", count = 2, "ticket called");
+            let context = tracing::Span::current().context();
+            let span_context = context.span().span_context().clone();
+            (
+                span_context.trace_id().to_string(),
+                span_context.span_id().to_string(),
+            )
+        });
+        let text = buffer.0.lock().map(|b| b.clone()).unwrap_or_default();
+        let text = String::from_utf8(text).unwrap_or_default();
+        let line: serde_json::Value =
+            serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("{e}: {text}"));
+        assert_eq!(line["message"], "ticket called");
+        assert_eq!(line["level"], "INFO");
+        assert_eq!(line["fields"]["ticket"], "A001");
+        assert_eq!(line["fields"]["count"], 2);
+        assert_eq!(line["spans"][0], "rpc");
+        assert_eq!(line["trace_id"], trace_id.as_str());
+        assert_eq!(line["span_id"], span_id.as_str());
+        assert_ne!(trace_id, "00000000000000000000000000000000");
     }
 
     #[test]
