@@ -59,6 +59,7 @@ pub struct FormsGrpc {
     peers: Peers,
     clock: SharedClock,
     font: Option<CjkFont>,
+    kpi_counters: kpi::KpiCounters,
 }
 
 impl FormsGrpc {
@@ -78,7 +79,13 @@ impl FormsGrpc {
             peers,
             clock,
             font,
+            kpi_counters: kpi::KpiCounters::default(),
         }
+    }
+
+    /// The KPI counters completed visits are counted in.
+    pub fn kpi_counters(&self) -> &kpi::KpiCounters {
+        &self.kpi_counters
     }
 
     fn now(&self) -> DateTime<Utc> {
@@ -1381,6 +1388,7 @@ impl FormsGrpc {
     async fn complete_visit(
         &self,
         principal: &Principal,
+        auth: &Forwarded,
         req: pb::CompleteVisitRequest,
     ) -> Result<pb::CompleteVisitResponse, ServiceError> {
         let name = VisitName::parse(&req.name)
@@ -1390,7 +1398,22 @@ impl FormsGrpc {
         let locked = self.store.lock(&name.to_string(), None, true).await?;
         FormsStore::complete(&locked, now).await?;
         self.store.commit(locked, &principal.subject, now).await?;
+        // Counted once, after the commit; the ticket's legs come from the
+        // queue, and a visit whose ticket cannot be read now still counts
+        // (without counters).
+        let kpis = match self.visit_kpis(auth, &name.to_string()).await {
+            Ok(kpis) => Some(kpis),
+            Err(error) => {
+                tracing::warn!(%error, "visit kpis without the ticket");
+                None
+            }
+        };
         let visit = self.store.visit(&name.to_string()).await?;
+        let kpis = kpis.unwrap_or_else(|| {
+            kpi::visit_kpis(&visit, visit.signatures.len() as u32, 0, None, "", now)
+        });
+        self.kpi_counters
+            .visit_completed(&name.office.to_string(), &kpis);
         let open_items: Vec<pb::ChecklistItem> = visit
             .items
             .iter()
@@ -1604,8 +1627,8 @@ impl FormsService for FormsGrpc {
         &self,
         request: Request<pb::CompleteVisitRequest>,
     ) -> Result<Response<pb::CompleteVisitResponse>, Status> {
-        let (principal, _) = authorize(&request, STAFF)?;
-        ok(FormsGrpc::complete_visit(self, &principal, request.into_inner()).await)
+        let (principal, auth) = authorize(&request, STAFF)?;
+        ok(FormsGrpc::complete_visit(self, &principal, &auth, request.into_inner()).await)
     }
 
     async fn get_visit_kpis(

@@ -5,9 +5,12 @@
 use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
+use madoguchi_platform::metrics::Metrics;
 use madoguchi_proto::forms::v1 as pb;
 use madoguchi_proto::prost_types;
 use madoguchi_proto::queue::v1 as q;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 
 use crate::domain::ItemStatus;
 use crate::grpc::duration;
@@ -74,6 +77,66 @@ pub fn visit_kpis(
             .iter()
             .flat_map(|r| r.lines.iter().map(|l| l.copies))
             .sum(),
+    }
+}
+
+type OfficeLabels = [(&'static str, String); 1];
+
+/// The seed's KPIs as Prometheus counters, counted once per visit when it
+/// is completed, from the same [`visit_kpis`] the KPI API returns:
+/// `madoguchi_forms_visits_completed_total`,
+/// `madoguchi_forms_signatures_total` (signatures of the visit),
+/// `madoguchi_forms_counters_visited_total` (its `counters_met`: distinct
+/// counters of the ticket's legs) and `madoguchi_forms_onestop_visits_total`
+/// (visits whose ticket went to one counter only), each by office (the
+/// office's resource name). Signatures per visit and the one-stop share
+/// are ratios of these.
+#[derive(Debug, Clone, Default)]
+pub struct KpiCounters {
+    completed: Family<OfficeLabels, Counter>,
+    signatures: Family<OfficeLabels, Counter>,
+    counters_visited: Family<OfficeLabels, Counter>,
+    onestop: Family<OfficeLabels, Counter>,
+}
+
+impl KpiCounters {
+    /// A visit of `office` was completed with these KPIs.
+    pub fn visit_completed(&self, office: &str, kpis: &pb::VisitKpis) {
+        let labels = [("office", office.to_owned())];
+        self.completed.get_or_create(&labels).inc();
+        self.signatures
+            .get_or_create(&labels)
+            .inc_by(u64::from(kpis.signatures));
+        self.counters_visited
+            .get_or_create(&labels)
+            .inc_by(u64::from(kpis.counters_met));
+        if kpis.counters_met == 1 {
+            self.onestop.get_or_create(&labels).inc();
+        }
+    }
+
+    /// Registers the counters into the server's metrics.
+    pub fn register(&self, metrics: &Metrics) {
+        metrics.register(
+            "madoguchi_forms_visits_completed",
+            "Visits completed, by office",
+            self.completed.clone(),
+        );
+        metrics.register(
+            "madoguchi_forms_signatures",
+            "Signatures of the visits completed, by office",
+            self.signatures.clone(),
+        );
+        metrics.register(
+            "madoguchi_forms_counters_visited",
+            "Counters the residents of the visits completed went to, by office",
+            self.counters_visited.clone(),
+        );
+        metrics.register(
+            "madoguchi_forms_onestop_visits",
+            "Visits completed at one counter, by office",
+            self.onestop.clone(),
+        );
     }
 }
 

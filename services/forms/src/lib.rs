@@ -83,6 +83,12 @@ impl FormsApp {
         Ok(Self { grpc, store })
     }
 
+    /// Registers the forms KPI counters (counted as visits complete) into
+    /// the server's `metrics`.
+    pub fn register_metrics(&self, metrics: &madoguchi_platform::metrics::Metrics) {
+        self.grpc.kpi_counters().register(metrics);
+    }
+
     /// The store, for tests and tools in this workspace.
     pub fn store(&self) -> &FormsStore {
         &self.store

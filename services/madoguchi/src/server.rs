@@ -234,6 +234,7 @@ pub async fn start(
         )
         .await
         .context("preparing the forms service")?;
+        forms.register_metrics(&metrics);
         health_names.push(madoguchi_forms::SERVICE_NAME);
         routes = routes.add_service(forms.service(config.max_message_bytes));
     }
@@ -271,6 +272,7 @@ pub async fn start(
         let options = SignageOptions::from_config(config, &site, &tokens, addr)?;
         let signage = SignageApp::new(&site, options, clock.clone(), draining.clone())
             .context("preparing the signage service")?;
+        signage.register_metrics(&metrics);
         health_names.push(madoguchi_signage::SERVICE_NAME);
         routes = signage.add_pages(routes.add_service(signage.service()));
         public_http_prefixes.push(madoguchi_signage::PUBLIC_PREFIX);

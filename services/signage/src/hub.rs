@@ -395,6 +395,21 @@ impl Hubs {
         }
     }
 
+    /// Pages connected to each office's live feed now (the receivers of
+    /// its broadcast), by office resource name; offices without a follower
+    /// are absent.
+    pub fn displays_connected(&self) -> Vec<(String, u64)> {
+        lock(&self.offices)
+            .values()
+            .map(|hub| {
+                (
+                    hub.floor.office_name.clone(),
+                    hub.tx.receiver_count() as u64,
+                )
+            })
+            .collect()
+    }
+
     /// The hub of `floor`'s office, starting its follower if none runs.
     pub fn office(self: &Arc<Self>, floor: &Floor) -> Arc<OfficeHub> {
         let mut offices = lock(&self.offices);
@@ -539,6 +554,18 @@ async fn run(hubs: &Hubs, hub: &Arc<OfficeHub>) -> End {
                     Err(status) => return End::Queue(status),
                 };
                 let Some(event) = message.event else { continue };
+                // One span per event, however many pages it goes to, in
+                // the trace of the request that committed it.
+                let span = tracing::info_span!(
+                    "display push",
+                    otel.name = "display push",
+                    otel.kind = "internal",
+                    madoguchi.office = hub.floor.office_name.as_str(),
+                    madoguchi.event.sequence = event.sequence,
+                    madoguchi.signage.displays = hub.tx.receiver_count() as u64,
+                );
+                madoguchi_platform::telemetry::continue_trace(&span, &message.trace_parent);
+                let _entered = span.enter();
                 if hub.publish_event(Published::of(&hub.floor, &event)) {
                     stale = true;
                 }

@@ -234,6 +234,39 @@ impl SignageApp {
         self.inner.hubs.counts()
     }
 
+    /// Registers `madoguchi_signage_displays_connected{office}` (pages on
+    /// each office's live feed, read at each scrape; zero for an office
+    /// without a page) into the server's `metrics`.
+    pub fn register_metrics(&self, metrics: &madoguchi_platform::metrics::Metrics) {
+        use prometheus_client::metrics::family::Family;
+        use prometheus_client::metrics::gauge::Gauge;
+        let gauge: Family<[(&'static str, String); 1], Gauge> = Family::default();
+        metrics.register(
+            "madoguchi_signage_displays_connected",
+            "Display pages connected to the office's live feed",
+            gauge.clone(),
+        );
+        let hubs = self.inner.hubs.clone();
+        // Every office of the site reads, zero without a page.
+        let offices: Vec<String> = self
+            .inner
+            .floors
+            .values()
+            .map(|floor| floor.office_name.clone())
+            .collect();
+        metrics.on_scrape(move || {
+            let mut now: HashMap<String, u64> =
+                offices.iter().map(|office| (office.clone(), 0)).collect();
+            now.extend(hubs.displays_connected());
+            for (office, count) in now {
+                gauge
+                    .get_or_create(&[("office", office)])
+                    .set(i64::try_from(count).unwrap_or(i64::MAX));
+            }
+            std::future::ready(())
+        });
+    }
+
     fn floor(&self, office: &str) -> Option<&Floor> {
         self.inner.floors.get(office)
     }
