@@ -713,6 +713,8 @@ pub fn continue_trace(span: &tracing::Span, traceparent: &str) {
 
 #[cfg(test)]
 mod tests {
+    use std::future::Future;
+
     use super::*;
 
     fn vars(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
@@ -813,6 +815,55 @@ mod tests {
         assert_eq!(line["trace_id"], trace_id.as_str());
         assert_eq!(line["span_id"], span_id.as_str());
         assert_ne!(trace_id, "00000000000000000000000000000000");
+    }
+
+    /// A collector that never answers.
+    #[derive(Debug)]
+    struct Stuck;
+
+    impl SpanExporter for Stuck {
+        fn export(
+            &self,
+            _batch: Vec<SpanData>,
+        ) -> impl Future<Output = OTelSdkResult> + Send {
+            std::future::pending()
+        }
+    }
+
+    /// With the exporter stuck, ending spans neither blocks nor grows a
+    /// queue: beyond the queue's capacity (and the batch stuck in export)
+    /// every span is dropped and counted.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn a_stuck_collector_makes_spans_drop_and_count_never_wait() {
+        let mut config =
+            TelemetryConfig::from_vars("test", vars(&[])).unwrap_or_else(|e| panic!("{e}"));
+        config.max_queue = 4;
+        config.max_batch = 2;
+        config.schedule_delay = Duration::from_millis(1);
+        let processor = BoundedExport::start(Stuck, tokio::runtime::Handle::current(), &config)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let provider = SdkTracerProvider::builder()
+            .with_span_processor(processor)
+            .build();
+        let tracer = provider.tracer("test");
+        let before = spans_dropped();
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use opentelemetry::trace::{Span as _, Tracer as _};
+            for _ in 0..1000 {
+                tracer.start("span").end();
+            }
+            let _ = done.send(());
+        });
+        // A deadline that turns a blocked span into a failure, not a timing.
+        assert!(
+            finished.recv_timeout(Duration::from_secs(30)).is_ok(),
+            "ending spans blocked on the stuck exporter"
+        );
+        let dropped = spans_dropped() - before;
+        assert!(dropped >= 1000 - 4 - 2, "dropped {dropped}");
+        // Shutting down would wait for the stuck export; leave it.
+        std::mem::forget(provider);
     }
 
     #[test]
