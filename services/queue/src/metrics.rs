@@ -182,11 +182,21 @@ impl QueueMetrics {
             };
             match store.office_status(&name).await {
                 Ok(status) => {
+                    // Every category and counter has its series from the
+                    // start (at 0), so rates and alerts see them before the
+                    // first ticket.
+                    for counter in &status.counters {
+                        let _ = self.calls.get_or_create(&[
+                            ("office", office.clone()),
+                            ("counter", leaf(&counter.name)),
+                        ]);
+                    }
                     for category in &status.categories {
                         let labels = [
                             ("office", office.clone()),
                             ("category", leaf(&category.name)),
                         ];
+                        let _ = self.issued.get_or_create(&labels);
                         self.waiting
                             .get_or_create(&labels)
                             .set(i64::from(category.waiting));
