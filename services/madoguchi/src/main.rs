@@ -77,6 +77,12 @@ enum Command {
         #[command(subcommand)]
         command: madoguchi::visit_cli::VisitCommand,
     },
+    /// The site's procedure catalog, read locally: `catalog explain EVENT
+    /// --resident ID` shows why each procedure is on the checklist or not.
+    Catalog {
+        #[command(subcommand)]
+        command: madoguchi::catalog_cli::CatalogCommand,
+    },
 }
 
 fn main() -> ExitCode {
@@ -137,6 +143,7 @@ fn main() -> ExitCode {
             Command::Identity { client, command } => {
                 madoguchi::identity_cli::run(client, command).await
             }
+            Command::Catalog { command } => madoguchi::catalog_cli::run(command),
         }
     });
     match result {
