@@ -116,6 +116,31 @@ pub mod madoguchi {
                 clippy::all
             )]
             include!(concat!(env!("OUT_DIR"), "/madoguchi.identity.v1.rs"));
+
+            impl EnrolmentKind {
+                /// The name the registry CSV and the catalog's conditions
+                /// use: the enum name without its prefix, lowercased, `_`
+                /// as `-` (`national-health-insurance`). One rule for both
+                /// sides, so a kind added here needs no table elsewhere.
+                pub fn catalog_name(self) -> Option<String> {
+                    let name = self.as_str_name().strip_prefix("ENROLMENT_KIND_")?;
+                    (self != Self::Unspecified).then(|| name.to_ascii_lowercase().replace('_', "-"))
+                }
+
+                /// The kind a catalog name denotes (inverse of
+                /// [`Self::catalog_name`]).
+                pub fn from_catalog_name(name: &str) -> Option<Self> {
+                    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_lowercase() || b == b'-')
+                    {
+                        return None;
+                    }
+                    let proto = format!(
+                        "ENROLMENT_KIND_{}",
+                        name.to_ascii_uppercase().replace('-', "_")
+                    );
+                    Self::from_str_name(&proto).filter(|k| *k != Self::Unspecified)
+                }
+            }
         }
     }
 }

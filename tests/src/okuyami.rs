@@ -170,8 +170,6 @@ pub fn answer(question: &str, value: &str) -> f::Answer {
 /// The navigator's answers for 太郎's death, as つる子 gives them.
 pub fn okuyami_answers() -> Vec<f::Answer> {
     vec![
-        // 条件6: the 死亡届 was filed by a relative living in the city.
-        answer("death_registered", "yes"),
         // 条件1: the funeral was held on 6.21 with the mother as 喪主.
         answer("funeral_held", "yes"),
         answer("chief_mourner", HANAKO),

@@ -197,21 +197,31 @@ async fn okuyami_one_visit(backend: Backend) {
         .into_inner();
 
     // The checklist the facts imply, and nothing the facts rule out: no
-    // 死亡届 (filed already), no 世帯主変更 (the mother remains alone), no 国保
-    // (he was in 後期高齢者医療), no 国民年金 (he drew 厚生年金), no 児童手当.
+    // 死亡届 (the registry records the death, so it was filed), no 世帯主変更
+    // (the mother remains alone), no 国保 (he was in 後期高齢者医療), no 国民年金
+    // (he drew 厚生年金), no 児童手当. The 遺族厚生年金 is listed because his
+    // wife remains; the inheritance items (相続放棄の検討, 相続税, 証明書) for
+    // every death with property.
     assert_eq!(
         procedure_ids(&visit.items),
         [
             "koki-soshitsu",
             "sosaihi",
             "kogaku-ryoyohi",
+            "koki-hokenryo-seisan",
             "kaigo-soshitsu",
+            "kaigo-hokenryo-seisan",
             "shogai-techo-henkan",
             "inkan-haishi",
             "nenkin-kosei",
             "mishikyu-nenkin",
+            "izoku-kosei-nenkin",
+            "jumin-zei-sozoku",
             "kotei-shisan-sozokunin",
             "sozoku-toki",
+            "sozoku-zei",
+            "sozoku-hoki",
+            "shomeisho-sozoku",
         ]
     );
     // The pension goes to the pension office, not the one-stop counter.
@@ -363,7 +373,15 @@ async fn okuyami_one_visit(backend: Backend) {
     assert_eq!(back.name, ticket.name);
 
     // The rest at the one-stop counter.
-    for done in ["koki-soshitsu", "inkan-haishi", "kotei-shisan-sozokunin"] {
+    for done in [
+        "koki-soshitsu",
+        "koki-hokenryo-seisan",
+        "kaigo-hokenryo-seisan",
+        "inkan-haishi",
+        "jumin-zei-sozoku",
+        "kotei-shisan-sozokunin",
+        "shomeisho-sozoku",
+    ] {
         set(&mut one_stop, &visit, done, f::ItemStatus::Done, "2").await;
     }
     one_stop
@@ -455,7 +473,10 @@ async fn okuyami_one_visit(backend: Backend) {
             "kogaku-ryoyohi",
             "nenkin-kosei",
             "mishikyu-nenkin",
-            "sozoku-toki"
+            "izoku-kosei-nenkin",
+            "sozoku-toki",
+            "sozoku-zei",
+            "sozoku-hoki",
         ]
     );
     let open = pdf_text(&done.open_items_document.unwrap().content);
@@ -501,10 +522,10 @@ async fn okuyami_one_visit(backend: Backend) {
     assert_eq!(kpis.signatures, 1);
     assert_eq!(kpis.counters_met, 2);
     assert_eq!(kpis.staff_met, 2);
-    assert_eq!(kpis.procedures, 10);
-    assert_eq!(kpis.procedures_done, 5);
-    assert_eq!(kpis.procedures_done_one_stop, 3);
-    assert_eq!(kpis.one_stop_share_permille, 300);
+    assert_eq!(kpis.procedures, 17);
+    assert_eq!(kpis.procedures_done, 9);
+    assert_eq!(kpis.procedures_done_one_stop, 7);
+    assert_eq!(kpis.one_stop_share_permille, 411);
     assert_eq!(kpis.certificates, 4);
     let export = one_stop
         .export_kpis(f::ExportKpisRequest {
@@ -516,11 +537,11 @@ async fn okuyami_one_visit(backend: Backend) {
         .unwrap()
         .into_inner();
     assert_eq!(export.visits.len(), 1);
-    assert_eq!(export.one_stop_share_permille, 300);
+    assert_eq!(export.one_stop_share_permille, 411);
     let rows: Vec<&str> = export.csv.lines().collect();
     assert_eq!(rows.len(), 2, "{}", export.csv);
     assert!(
-        rows[1].starts_with(&format!("{},1,2,2,10,5,3,300,", visit.name)),
+        rows[1].starts_with(&format!("{},1,2,2,17,9,7,411,", visit.name)),
         "{}",
         rows[1]
     );
@@ -581,7 +602,9 @@ async fn move_out_with_a_child(backend: Backend) {
             "tenshutsu-todoke",
             "kokuho-soshitsu",
             "jido-teate-shometsu",
-            "iryohi-josei"
+            "iryohi-josei-henkan",
+            "kei-zei-jusho",
+            "suido-chushi",
         ]
     );
     assert!(
@@ -624,7 +647,9 @@ async fn move_out_with_a_child(backend: Backend) {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(signature.covers.len(), 4);
+    // Everything signed here; the water service (上下水道課, another
+    // building) has its own form.
+    assert_eq!(signature.covers.len(), 5);
     let checklist = one_stop
         .render_document(f::RenderDocumentRequest {
             name: visit.name.clone(),
@@ -702,7 +727,7 @@ async fn bad_input_saves_nothing(backend: Backend) {
     for expected in [
         "answers[0].value",
         "answers[1].value",
-        "answers[6].question",
+        "answers[5].question",
         "answers",
     ] {
         assert!(

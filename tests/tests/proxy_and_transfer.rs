@@ -128,7 +128,6 @@ async fn okuyami_visit(t: &TestServer) -> (q::Ticket, f::Visit) {
             subject: TARO.into(),
             event_date_wareki: "令和5年6月16日".into(),
             answers: vec![
-                answer("death_registered", "yes"),
                 answer("funeral_held", "yes"),
                 answer("chief_mourner", HANAKO),
                 answer("survivor", HANAKO),

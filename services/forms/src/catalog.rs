@@ -7,6 +7,8 @@
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
+use chrono::{Datelike, Days, Months, NaiveDate};
+
 use madoguchi_platform::error::Violations;
 use madoguchi_platform::site::{Site, is_resource_id};
 use serde::Deserialize;
@@ -146,9 +148,25 @@ pub struct Procedure {
     pub documents: Vec<String>,
     /// Estimated minutes.
     pub minutes: u32,
-    /// Deadline in days after the event; 0 when none.
+    /// 期限: when it is due, counted as its law counts; `"none"` when the
+    /// law sets no period. A catalog must state one or the other.
     #[serde(default)]
-    pub deadline_days: u32,
+    pub deadline: Deadline,
+    /// What a filing after the deadline means: still accepted (and what
+    /// it then needs) or lapsed by 時効. Required with a period.
+    #[serde(default)]
+    pub after_deadline: Option<AfterDeadline>,
+    /// 根拠法令: the law, ordinance or rule (with its article) the
+    /// procedure rests on.
+    #[serde(default)]
+    pub legal_basis: String,
+    /// Who may apply, in the catalog's closed vocabulary (see
+    /// [`APPLICANT_LABELS`]): 本人, 世帯員, 相続人, 代理人（委任状） …
+    #[serde(default)]
+    pub applicants: Vec<String>,
+    /// URL of the public page the entry was checked against.
+    #[serde(default)]
+    pub source: String,
     /// Whether the one-stop counter can take it.
     pub one_stop: bool,
     /// Whether it needs the resident's signature.
@@ -165,6 +183,168 @@ pub struct Procedure {
 
 fn subject() -> String {
     "subject".to_owned()
+}
+
+/// The words a procedure's `applicants` may use: who may file it.
+pub const APPLICANT_LABELS: [&str; 10] = [
+    "本人",
+    "世帯主",
+    "世帯員",
+    "親族",
+    "届出義務者",
+    "相続人",
+    "喪主",
+    "法定代理人",
+    "代理人（委任状）",
+    "どなたでも",
+];
+
+/// 期限 — a procedure's deadline as its law counts it.
+///
+/// A period runs from the event date. Unless `counts_first_day` is set,
+/// the event day itself is not counted (民法140条, the general rule: a
+/// 14-day period from 6月16日 ends on 6月30日); 戸籍法43条 counts it (the
+/// 7 days of a 死亡届 from 6月16日 end on 6月22日). A period in months or
+/// years ends on the day before the day that corresponds to its first
+/// counted day, or on the last day of the month when there is no such day
+/// (民法143条). A period ending on a holiday is extended by law (民法142条);
+/// the navigator does not know the holiday calendar and shows the
+/// unextended day, which is never later than the true one.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "DeadlineToml")]
+pub enum Deadline {
+    /// The catalog says nothing (a lint error in a shipped catalog).
+    #[default]
+    Unstated,
+    /// The law sets no period (`deadline = "none"`).
+    None,
+    /// A period from the event.
+    Period(Period),
+}
+
+/// A period of days, months or years (exactly one is non-zero).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Period {
+    /// Days.
+    pub days: u32,
+    /// Months.
+    pub months: u32,
+    /// Years.
+    pub years: u32,
+    /// The event day is day one (初日算入, 戸籍法43条).
+    pub counts_first_day: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum DeadlineToml {
+    Word(String),
+    Period(Period),
+}
+
+impl TryFrom<DeadlineToml> for Deadline {
+    type Error = String;
+
+    fn try_from(value: DeadlineToml) -> Result<Self, Self::Error> {
+        match value {
+            DeadlineToml::Word(word) if word == "none" => Ok(Self::None),
+            DeadlineToml::Word(word) => Err(format!(
+                "deadline {word:?}: write \"none\" or a table such as {{ days = 14 }}"
+            )),
+            DeadlineToml::Period(period) => {
+                let set = [period.days, period.months, period.years]
+                    .iter()
+                    .filter(|n| **n > 0)
+                    .count();
+                if set != 1 {
+                    return Err("deadline: set exactly one of days, months, years".into());
+                }
+                Ok(Self::Period(period))
+            }
+        }
+    }
+}
+
+impl Period {
+    /// The last day of the period that starts with the event on `event`.
+    pub fn due(&self, event: NaiveDate) -> NaiveDate {
+        let first = if self.counts_first_day {
+            event
+        } else {
+            event.succ_opt().unwrap_or(event)
+        };
+        if self.days > 0 {
+            return first + Days::new(u64::from(self.days) - 1);
+        }
+        let months = self.months + 12 * self.years;
+        match first.checked_add_months(Months::new(months)) {
+            // chrono clamps to the month's last day when the day does not
+            // exist; then the period ends on that last day (民法143条2項).
+            Some(day) if day.day() != first.day() => day,
+            Some(day) => day.pred_opt().unwrap_or(day),
+            None => NaiveDate::MAX,
+        }
+    }
+
+    /// The period in words, e.g. `14日以内`, `10か月以内`.
+    pub fn text_ja(&self) -> String {
+        if self.days > 0 {
+            format!("{}日以内", self.days)
+        } else if self.years > 0 {
+            format!("{}年以内", self.years)
+        } else {
+            format!("{}か月以内", self.months)
+        }
+    }
+}
+
+impl Deadline {
+    /// The due date for an event on `event`; `None` without a period.
+    pub fn due(&self, event: NaiveDate) -> Option<NaiveDate> {
+        match self {
+            Self::Period(period) => Some(period.due(event)),
+            Self::None | Self::Unstated => None,
+        }
+    }
+
+    /// The period in days when it is given in days, else 0 (the wire's
+    /// legacy `deadline_days`).
+    pub fn days(&self) -> u32 {
+        match self {
+            Self::Period(period) => period.days,
+            Self::None | Self::Unstated => 0,
+        }
+    }
+
+    /// The deadline in words: `14日以内`, or `定めなし`.
+    pub fn text_ja(&self) -> String {
+        match self {
+            Self::Period(period) => period.text_ja(),
+            Self::None | Self::Unstated => "定めなし".to_owned(),
+        }
+    }
+}
+
+/// What a filing after the deadline means.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct AfterDeadline {
+    /// `accepted` (late filing still taken) or `lapsed` (the right is
+    /// lost by 時効 or by the end of the claim period).
+    pub status: LateStatus,
+    /// What a late filing needs (遅延理由書 …) or why the right lapsed.
+    pub note: String,
+}
+
+/// Whether a late filing is still taken.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum LateStatus {
+    /// Still accepted, perhaps with a 遅延理由書 or a reduced benefit.
+    Accepted,
+    /// Lapsed: no counter can take it any more.
+    Lapsed,
 }
 
 /// The kind of an interview answer.
@@ -200,6 +380,14 @@ pub struct Question {
     pub text_ja: String,
     /// Kind of answer.
     pub kind: QuestionKind,
+    /// Why it is asked: what no record holds. Shown beside the question.
+    #[serde(default)]
+    pub why_ja: String,
+    /// Conditions on the registry facts (and earlier answers) under which
+    /// it is asked; empty: always. A question whose conditions do not hold
+    /// need not be answered, and its `answer.` fact stays absent.
+    #[serde(default)]
+    pub when: Vec<String>,
 }
 
 /// A rule: when every condition holds, the procedure is on the checklist.
@@ -304,6 +492,80 @@ impl Catalog {
         self.life_events.iter().find(|e| e.id == id)
     }
 
+    /// What a shipped catalog must say beyond what loading checks: every
+    /// procedure names its department or agency, its legal basis, its
+    /// deadline (or `"none"`) and what a late filing means, who may apply,
+    /// what to bring and the public page it was checked against; every
+    /// condition names a fact that exists — an `answer.` of a question of
+    /// its own event, or a fact `known_fact` accepts. Returns one line per
+    /// problem, empty when the catalog is complete.
+    pub fn lint(&self, known_fact: impl Fn(&str) -> bool) -> Vec<String> {
+        let mut problems = Vec::new();
+        for p in &self.procedures {
+            let mut missing = |what: &str| problems.push(format!("procedure {}: {what}", p.id));
+            if p.department.trim().is_empty() {
+                missing("no department or agency");
+            }
+            if p.legal_basis.trim().is_empty() {
+                missing("no legal_basis");
+            }
+            match p.deadline {
+                Deadline::Unstated => missing("no deadline (write \"none\" when there is none)"),
+                Deadline::Period(_) if p.after_deadline.is_none() => {
+                    missing("a deadline without after_deadline")
+                }
+                _ => {}
+            }
+            if p.applicants.is_empty() {
+                missing("no applicants");
+            }
+            if p.documents.is_empty() {
+                missing("no documents to bring");
+            }
+            if !p.source.starts_with("https://") && !p.source.starts_with("http://") {
+                missing("no source URL");
+            }
+        }
+        for event in &self.life_events {
+            for question in &event.questions {
+                if question.why_ja.trim().is_empty() {
+                    problems.push(format!(
+                        "event {}: question {} does not say why it is asked",
+                        event.id, question.id
+                    ));
+                }
+            }
+            let conditions = event
+                .rules
+                .iter()
+                .flat_map(|r| r.when.iter())
+                .chain(event.flags.iter().flat_map(|f| f.when.iter()))
+                .chain(event.questions.iter().flat_map(|q| q.when.iter()));
+            for text in conditions {
+                let Ok(condition) = Condition::parse(text) else {
+                    problems.push(format!("event {}: unparsable condition {text:?}", event.id));
+                    continue;
+                };
+                let fact = condition.fact();
+                let known = match fact.strip_prefix("answer.") {
+                    Some(question) => event.questions.iter().any(|q| q.id == question),
+                    None => known_fact(fact),
+                };
+                if !known {
+                    problems.push(format!(
+                        "event {}: condition {text:?} names no fact the navigator knows",
+                        event.id
+                    ));
+                }
+            }
+            let used: HashSet<&str> = event.rules.iter().map(|r| r.procedure.as_str()).collect();
+            if used.is_empty() {
+                problems.push(format!("event {}: no rules", event.id));
+            }
+        }
+        problems
+    }
+
     fn validate(&self, site: &Site) -> Result<(), CatalogError> {
         let mut v = Violations::new();
         let categories: HashSet<&str> = site
@@ -402,6 +664,25 @@ impl Catalog {
             if !(1..=480).contains(&procedure.minutes) {
                 v.add(format!("{at}.minutes"), "must be 1..=480");
             }
+            for (a, label) in procedure.applicants.iter().enumerate() {
+                if !APPLICANT_LABELS.contains(&label.as_str()) {
+                    v.add(
+                        format!("{at}.applicants[{a}]"),
+                        format!("{label:?} is not one of {}", APPLICANT_LABELS.join(", ")),
+                    );
+                }
+            }
+            if let Some(after) = &procedure.after_deadline
+                && after.note.trim().is_empty()
+            {
+                v.add(format!("{at}.after_deadline.note"), "must be set");
+            }
+            let url_or_empty = procedure.source.is_empty()
+                || procedure.source.starts_with("https://")
+                || procedure.source.starts_with("http://");
+            if !url_or_empty {
+                v.add(format!("{at}.source"), "must be an http(s) URL");
+            }
             let acts_for_ok = procedure.acts_for == "subject"
                 || procedure.acts_for == "applicant"
                 || procedure.acts_for.strip_prefix("answer:").is_some();
@@ -443,6 +724,9 @@ impl Catalog {
                     }
                 }
             };
+            for (q, question) in event.questions.iter().enumerate() {
+                check_conditions(format!("{at}.questions[{q}]"), &question.when);
+            }
             for (r, rule) in event.rules.iter().enumerate() {
                 check_conditions(format!("{at}.rules[{r}]"), &rule.when);
             }

@@ -7,7 +7,7 @@ use std::fmt;
 
 use madoguchi_platform::types::MunicipalityCode;
 
-use crate::catalog::{Catalog, FlagRule, LifeEvent, Procedure};
+use crate::catalog::{Catalog, FlagRule, LifeEvent, Procedure, Question};
 
 /// Why a name or a condition was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -260,6 +260,11 @@ impl Condition {
         })
     }
 
+    /// The fact key it reads, e.g. `subject.age`.
+    pub fn fact(&self) -> &str {
+        &self.fact
+    }
+
     /// Whether the condition holds on `facts`.
     pub fn holds(&self, facts: &Facts) -> bool {
         let fact = facts.0.get(&self.fact).map(String::as_str);
@@ -328,6 +333,17 @@ pub fn navigate<'a>(catalog: &'a Catalog, event: &'a LifeEvent, facts: &Facts) -
     }
     let flags = event.flags.iter().filter(|f| facts.all(&f.when)).collect();
     Navigation { procedures, flags }
+}
+
+/// The questions of `event` that apply to this household (their `when`
+/// holds on `facts`) and have no answer among the facts.
+pub fn unanswered_questions<'a>(event: &'a LifeEvent, facts: &Facts) -> Vec<&'a Question> {
+    event
+        .questions
+        .iter()
+        .filter(|q| facts.all(&q.when))
+        .filter(|q| !facts.0.contains_key(&format!("answer.{}", q.id)))
+        .collect()
 }
 
 /// Value of a person answer as the conditions see it: `applicant` when it

@@ -20,8 +20,10 @@ use madoguchi_proto::types::v1::{Date, JapaneseName, Yen};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use crate::catalog::{Catalog, Procedure, QuestionKind, Requesters};
-use crate::domain::{ItemStatus, OfficeName, VisitChild, VisitName, check_text, navigate};
+use crate::catalog::{Catalog, LateStatus, Procedure, QuestionKind, Requesters};
+use crate::domain::{
+    ItemStatus, OfficeName, VisitChild, VisitName, check_text, navigate, unanswered_questions,
+};
 use crate::facts::{FactInput, facts};
 use crate::kpi;
 use crate::pdf::{CjkFont, Line, render};
@@ -231,10 +233,18 @@ fn procedure_pb(p: &Procedure) -> pb::Procedure {
         location: p.location.clone(),
         documents: p.documents.clone(),
         minutes: p.minutes,
-        deadline_days: p.deadline_days,
+        deadline_days: p.deadline.days(),
         one_stop: p.one_stop,
         requesters: Some(requester_policy(&p.requesters)),
         signature: p.signature,
+        deadline_text: p.deadline.text_ja(),
+        legal_basis: p.legal_basis.clone(),
+        applicants: p.applicants.clone(),
+        source: p.source.clone(),
+        after_deadline: p.after_deadline.as_ref().map(|a| pb::LateFiling {
+            lapsed: a.status == LateStatus::Lapsed,
+            note: a.note.clone(),
+        }),
     }
 }
 
@@ -355,6 +365,8 @@ impl FormsGrpc {
                                 id: q.id.clone(),
                                 text_ja: q.text_ja.clone(),
                                 kind: q.kind.as_str().to_owned(),
+                                why_ja: q.why_ja.clone(),
+                                when: q.when.clone(),
                             })
                             .collect(),
                         procedures,
@@ -506,7 +518,9 @@ impl FormsGrpc {
                     answers.push((answer.question.clone(), answer.value.clone()));
                 }
             }
-            for question in &event.questions {
+            // A question with conditions is checked once the registry
+            // facts are known (below); the others must always be answered.
+            for question in event.questions.iter().filter(|q| q.when.is_empty()) {
                 if !req.answers.iter().any(|a| a.question == question.id) {
                     v.add(
                         "answers",
@@ -591,9 +605,21 @@ impl FormsGrpc {
             applicant_resident: visit.applicant_resident,
             photo_id: visit.photo_id,
             event_date,
+            today: self.today(),
             event,
             answers: &answers,
         });
+        let unanswered = unanswered_questions(event, &facts);
+        if !unanswered.is_empty() {
+            let mut v = Violations::new();
+            for question in unanswered {
+                v.add(
+                    "answers",
+                    format!("question {} is not answered", question.id),
+                );
+            }
+            v.finish()?;
+        }
         let navigation = navigate(&self.catalog, event, &facts);
 
         // For whom is each procedure done, and may this visitor do it?
@@ -666,9 +692,7 @@ impl FormsGrpc {
                 .position(|a| *a == i)
                 .and_then(|d| decisions.get(d));
             let person = acts_for[i].clone();
-            let due_date = (p.deadline_days > 0)
-                .then(|| event_date + Duration::days(i64::from(p.deadline_days)))
-                .map(date_to);
+            let due_date = p.deadline.due(event_date).map(date_to);
             let mut item = pb::ChecklistItem {
                 name: visit_name.child("items", &p.id),
                 procedure: Some(procedure_pb(p)),
@@ -1307,7 +1331,7 @@ impl FormsGrpc {
                 .due_date
                 .as_ref()
                 .and_then(date_from)
-                .map(|d| format!("{}まで（{}日以内）", wareki(d), p.deadline_days))
+                .map(|d| format!("{}まで（{}）", wareki(d), p.deadline_text))
                 .unwrap_or_else(|| "定めなし".to_owned());
             lines.push(Line::Indented(format!(
                 "期限: {due}　所要時間: 約{}分　{}",

@@ -3,6 +3,7 @@
 //! - [`catalog`]: certificate kinds, procedures and life-event rules as data;
 //! - [`domain`]: names, the condition language, the navigator (no I/O);
 //! - [`facts`]: registry records → navigator facts;
+//! - [`explain`]: why each procedure is on a checklist or not;
 //! - [`peers`]: the identity and queue services, reached over gRPC;
 //! - [`storage`]: visits, checklists, requests, signatures (one transaction each);
 //! - [`pdf`]: printable applications and checklists with embedded CJK fonts;
@@ -12,6 +13,7 @@
 
 pub mod catalog;
 pub mod domain;
+pub mod explain;
 pub mod facts;
 pub mod grpc;
 pub mod kpi;

@@ -3,6 +3,7 @@
 //! staff CLI ([`cli`]), and a stand-in for the cluster's edge proxy for
 //! one machine ([`edge`]). Tests start the same server on port 0.
 
+pub mod catalog_cli;
 pub mod cli;
 pub mod credentials;
 pub mod edge;

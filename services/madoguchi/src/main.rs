@@ -78,6 +78,12 @@ enum Command {
         #[command(subcommand)]
         command: madoguchi::visit_cli::VisitCommand,
     },
+    /// The site's procedure catalog, read locally: `catalog explain EVENT
+    /// --resident ID` shows why each procedure is on the checklist or not.
+    Catalog {
+        #[command(subcommand)]
+        command: madoguchi::catalog_cli::CatalogCommand,
+    },
 }
 
 /// The service name traces carry when `OTEL_SERVICE_NAME` is not set.
@@ -199,6 +205,7 @@ fn main() -> ExitCode {
                     ))
                     .await
             }
+            Command::Catalog { command } => madoguchi::catalog_cli::run(command),
         }
     });
     {

@@ -230,8 +230,6 @@ async fn a_kakanai_visit_with_the_identity_and_visit_commands() {
                 "--date",
                 "令和5年6月16日",
                 "--answer",
-                "death_registered=yes",
-                "--answer",
                 "funeral_held=yes",
                 "--answer",
                 "chief_mourner=100002",

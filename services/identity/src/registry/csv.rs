@@ -48,31 +48,6 @@ pub const COLUMNS: [&str; 20] = [
 /// Largest accepted import, in rows.
 pub const MAX_ROWS: usize = 200_000;
 
-const ENROLMENT_KINDS: [(&str, pb::EnrolmentKind); 10] = [
-    (
-        "national-health-insurance",
-        pb::EnrolmentKind::NationalHealthInsurance,
-    ),
-    (
-        "late-elderly-medical",
-        pb::EnrolmentKind::LateElderlyMedical,
-    ),
-    ("long-term-care", pb::EnrolmentKind::LongTermCare),
-    (
-        "disability-certificate",
-        pb::EnrolmentKind::DisabilityCertificate,
-    ),
-    ("child-allowance", pb::EnrolmentKind::ChildAllowance),
-    ("seal-registration", pb::EnrolmentKind::SealRegistration),
-    ("pension", pb::EnrolmentKind::Pension),
-    ("property-owner", pb::EnrolmentKind::PropertyOwner),
-    (
-        "national-pension-insured",
-        pb::EnrolmentKind::NationalPensionInsured,
-    ),
-    ("medical-subsidy", pb::EnrolmentKind::MedicalSubsidy),
-];
-
 /// Parses the `enrolments` cell: `;`-separated items, each a kind with
 /// optional `:`-separated details — `disability-certificate:physical:1`,
 /// `pension:employees`, `property-owner:家屋・土地`.
@@ -83,10 +58,7 @@ pub fn parse_enrolments(cell: &str) -> Result<Vec<EnrolmentRecord>, String> {
         .map(|item| {
             let mut parts = item.split(':');
             let kind_text = parts.next().unwrap_or_default();
-            let kind = ENROLMENT_KINDS
-                .iter()
-                .find(|(name, _)| *name == kind_text)
-                .map(|(_, kind)| *kind)
+            let kind = pb::EnrolmentKind::from_catalog_name(kind_text)
                 .ok_or_else(|| format!("unknown enrolment kind {kind_text:?}"))?;
             let details: Vec<&str> = parts.collect();
             let mut record = EnrolmentRecord {
@@ -143,10 +115,7 @@ pub fn format_enrolments(enrolments: &[EnrolmentRecord]) -> String {
     enrolments
         .iter()
         .map(|e| {
-            let name = ENROLMENT_KINDS
-                .iter()
-                .find(|(_, kind)| *kind == e.kind)
-                .map_or("", |(name, _)| *name);
+            let name = e.kind.catalog_name().unwrap_or_default();
             match e.kind {
                 pb::EnrolmentKind::DisabilityCertificate => {
                     let disability = match e.disability_kind {
