@@ -822,10 +822,7 @@ mod tests {
     struct Stuck;
 
     impl SpanExporter for Stuck {
-        fn export(
-            &self,
-            _batch: Vec<SpanData>,
-        ) -> impl Future<Output = OTelSdkResult> + Send {
+        fn export(&self, _batch: Vec<SpanData>) -> impl Future<Output = OTelSdkResult> + Send {
             std::future::pending()
         }
     }
