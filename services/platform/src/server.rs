@@ -158,16 +158,10 @@ pub async fn serve(
     health_reporter
         .set_service_status(LIVENESS, ServingStatus::Serving)
         .await;
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(madoguchi_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1();
-
     let mut routes = services.routes.add_service(health_service);
-    if let Ok(reflection) = reflection {
-        routes = routes.add_service(reflection);
-    } else {
-        tracing::warn!("reflection unavailable: descriptor set did not load");
+    match reflection_services(&services.health_names) {
+        Ok((v1, v1alpha)) => routes = routes.add_service(v1).add_service(v1alpha),
+        Err(error) => tracing::warn!(%error, "reflection unavailable: descriptor set did not load"),
     }
 
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
@@ -233,6 +227,53 @@ pub async fn serve(
             Ok(())
         }
     }
+}
+
+/// Health and both reflection versions, beside the application services.
+const PLATFORM_SERVICES: [&str; 3] = [
+    "grpc.health.v1.Health",
+    "grpc.reflection.v1.ServerReflection",
+    "grpc.reflection.v1alpha.ServerReflection",
+];
+
+/// Reflection v1 and v1alpha, advertising exactly the services this process
+/// serves: the application services in `served` plus health and reflection.
+///
+/// Both versions are offered because common clients (Python's
+/// `grpcio-reflection`, older grpcurl and Postman) still speak only v1alpha.
+/// The whole madoguchi descriptor set is registered so that every message
+/// resolves by symbol, but `with_service_name` limits `ListServices`: a
+/// one-service process, or the server without the gateway's
+/// `KioskService`, must not advertise RPCs that would answer UNIMPLEMENTED.
+/// Both reflection descriptor sets go into both builders so either version
+/// can describe the other.
+#[allow(clippy::type_complexity)]
+fn reflection_services(
+    served: &[&'static str],
+) -> Result<
+    (
+        tonic_reflection::pb::v1::server_reflection_server::ServerReflectionServer<
+            impl tonic_reflection::pb::v1::server_reflection_server::ServerReflection,
+        >,
+        tonic_reflection::pb::v1alpha::server_reflection_server::ServerReflectionServer<
+            impl tonic_reflection::pb::v1alpha::server_reflection_server::ServerReflection,
+        >,
+    ),
+    tonic_reflection::server::Error,
+> {
+    let builder = || {
+        served.iter().chain(PLATFORM_SERVICES.iter()).fold(
+            tonic_reflection::server::Builder::configure()
+                .register_encoded_file_descriptor_set(madoguchi_proto::FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(
+                    tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
+                ),
+            |builder, name| builder.with_service_name(*name),
+        )
+    };
+    Ok((builder().build_v1()?, builder().build_v1alpha()?))
 }
 
 async fn set_health(reporter: &HealthReporter, names: &[&'static str], status: ServingStatus) {
