@@ -402,6 +402,10 @@ async fn payments_count_each_outcome_once(backend: Backend) {
     assert_eq!(payments(&t).await, after_cash_void);
     let settled = report_refund(&mut gateway, &card_void, pb::PaymentOutcome::Approved).await;
     assert_eq!(settled.state, pb::RefundState::Completed as i32);
+    // The gateway's retry of the same report answers as before and counts
+    // nothing more.
+    let again = report_refund(&mut gateway, &card_void, pb::PaymentOutcome::Approved).await;
+    assert_eq!(again.state, pb::RefundState::Completed as i32);
 
     // Refunds: cash at once; on the resolved card, one the terminal
     // declined (nothing went back, nothing counts) and one it approved.

@@ -1048,6 +1048,9 @@ impl PosStore {
             .await?
             .ok_or_else(|| ServiceError::not_found("refund", name))?;
         if row.state == target as i16 {
+            // A retry: answer as before. The transaction ends first: on
+            // SQLite the pool's one connection is what refund_pb needs.
+            drop(txn);
             return self.refund_pb(&row).await;
         }
         if row.state != RefundState::Requested as i16 {
