@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 scripts/fonts.sh   # the CJK font the forms PDFs embed
 scripts/browser.sh # Chromium, chromedriver and CJK fonts for the signage browser tests
 scripts/k8s-check.sh # k8s/ rendered, validated, its rules and zones tested (no cluster needed)
+scripts/examples-setup.sh # the client examples' Python venv and npm packages (tests/tests/examples.rs runs them)
 MADOGUCHI_TEST_POSTGRES_URL="$(scripts/postgres.sh --drop-test-databases)"
 export MADOGUCHI_TEST_POSTGRES_URL
 exec cargo test --workspace --all-targets "$@"
