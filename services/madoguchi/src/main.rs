@@ -155,12 +155,18 @@ fn main() -> ExitCode {
                 };
                 let running =
                     server::start(&config, service, Arc::new(SystemClock), listener).await?;
-                // Tests and scripts read the bound port from this line.
-                println!("listening on {}", running.addr);
+                // Tests and scripts read the bound ports from these lines,
+                // the gRPC port's last: a reader may stop there and close
+                // the pipe, which must not take the server down.
+                let say = |line: String| {
+                    use std::io::Write as _;
+                    let mut out = std::io::stdout().lock();
+                    let _ = writeln!(out, "{line}");
+                    let _ = out.flush();
+                };
                 let (admin_stop, admin_stopped) = tokio::sync::oneshot::channel::<()>();
                 if let Some(admin) = admin {
-                    let addr = admin.local_addr()?;
-                    println!("admin on {addr}");
+                    say(format!("admin on {}", admin.local_addr()?));
                     let metrics = running.metrics.clone();
                     tokio::spawn(async move {
                         let stopped = async {
@@ -171,6 +177,7 @@ fn main() -> ExitCode {
                         }
                     });
                 }
+                say(format!("listening on {}", running.addr));
                 let result = running
                     .run_until(madoguchi_platform::server::termination_signal())
                     .await;
