@@ -6,6 +6,11 @@
 //! house and land in his name) died on R5.6.16; 花子 (77, no car) was the
 //! 喪主; their daughter つる子 lives in 仙台市, brings her My Number card and
 //! driver's licence, and no 委任状. The 死亡届 was filed by a relative.
+//!
+//! She comes on 令和8年4月1日, almost three years later: the 14-day
+//! notifications are late but still accepted, while the 2-year claims
+//! (葬祭費, 高額療養費, the premium refunds) and the 3-month 相続放棄 have
+//! lapsed — the checklist says so and sends her to no counter for them.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -233,20 +238,68 @@ async fn okuyami_one_visit(backend: Backend) {
         date(2023, 6, 30),
         "14 days after the death"
     );
-    // 葬祭費 is paid to the 喪主 (the mother) and 未支給年金 is claimed by
-    // her: without a 委任状 the daughter cannot do them today.
-    for blocked in ["sosaihi", "mishikyu-nenkin"] {
-        let i = item(&visit, blocked);
-        assert_eq!(i.acts_for, HANAKO, "{blocked}");
-        assert!(!i.visitor_may_do, "{blocked}");
-        assert!(
-            i.proxy_reason.contains("POWER_OF_ATTORNEY_MISSING"),
-            "{}",
-            i.proxy_reason
+    // Late but still accepted: the 14-day notifications, the pension
+    // office's 10-day notice and the 10-month 相続税 return stay open, with
+    // what a late filing means.
+    for late in [
+        "koki-soshitsu",
+        "kaigo-soshitsu",
+        "nenkin-kosei",
+        "sozoku-zei",
+    ] {
+        let i = item(&visit, late);
+        assert_eq!(
+            i.deadline_standing,
+            f::DeadlineStanding::Late as i32,
+            "{late}"
         );
-        assert_eq!(i.status, f::ItemStatus::Later as i32);
-        assert!(i.note.contains("花子"), "{}", i.note);
+        assert!(!i.deadline_note.is_empty(), "{late}");
+        assert_ne!(i.status, f::ItemStatus::NotApplicable as i32, "{late}");
     }
+    assert!(item(&visit, "nenkin-kosei").deadline_note.contains("返還"));
+    // Lapsed: the 2-year claims (葬祭費 due 令和7年6月16日) and the 3-month
+    // 熟慮期間 of 相続放棄. 対象外, nobody is asked for a 委任状 for them.
+    for lapsed in [
+        "sosaihi",
+        "kogaku-ryoyohi",
+        "koki-hokenryo-seisan",
+        "kaigo-hokenryo-seisan",
+        "sozoku-hoki",
+    ] {
+        let i = item(&visit, lapsed);
+        assert_eq!(
+            i.deadline_standing,
+            f::DeadlineStanding::Lapsed as i32,
+            "{lapsed}"
+        );
+        assert_eq!(i.status, f::ItemStatus::NotApplicable as i32, "{lapsed}");
+        assert!(i.proxy_reason.is_empty(), "{lapsed}: {}", i.proxy_reason);
+    }
+    assert_eq!(item(&visit, "sosaihi").due_date, date(2025, 6, 16));
+    assert!(item(&visit, "sosaihi").deadline_note.contains("時効"));
+    for in_time in ["mishikyu-nenkin", "izoku-kosei-nenkin", "sozoku-toki"] {
+        assert_eq!(
+            item(&visit, in_time).deadline_standing,
+            f::DeadlineStanding::InTime as i32,
+            "{in_time}"
+        );
+    }
+    assert_eq!(
+        item(&visit, "inkan-haishi").deadline_standing,
+        f::DeadlineStanding::None as i32
+    );
+    // 未支給年金 (5 years) is claimed by the mother: without a 委任状 the
+    // daughter cannot do it today.
+    let i = item(&visit, "mishikyu-nenkin");
+    assert_eq!(i.acts_for, HANAKO);
+    assert!(!i.visitor_may_do);
+    assert!(
+        i.proxy_reason.contains("POWER_OF_ATTORNEY_MISSING"),
+        "{}",
+        i.proxy_reason
+    );
+    assert_eq!(i.status, f::ItemStatus::Later as i32);
+    assert!(i.note.contains("花子"), "{}", i.note);
     // Returning the father's cards: anyone may.
     for open in [
         "kaigo-soshitsu",
@@ -260,7 +313,6 @@ async fn okuyami_one_visit(backend: Backend) {
     let flags: HashSet<&str> = visit.flags.iter().map(|f| f.id.as_str()).collect();
     for expected in [
         "applicant-non-resident",
-        "not-chief-mourner",
         "mourner-cannot-visit",
         "pension-book-missing",
         "property-in-deceased-name",
@@ -268,16 +320,19 @@ async fn okuyami_one_visit(backend: Backend) {
     ] {
         assert!(flags.contains(expected), "{expected} missing: {flags:?}");
     }
+    // "Only the 喪主 can claim the 葬祭費" concerns a lapsed right only.
+    assert!(!flags.contains("not-chief-mourner"), "{flags:?}");
     let poa = visit
         .flags
         .iter()
         .find(|f| f.id == "power-of-attorney-needed")
         .unwrap();
     assert!(
-        poa.text_ja.contains("花子") && poa.text_ja.contains("葬祭費"),
+        poa.text_ja.contains("花子") && poa.text_ja.contains("未支給年金"),
         "{}",
         poa.text_ja
     );
+    assert!(!poa.text_ja.contains("葬祭費"), "{}", poa.text_ja);
 
     // The unified certificate request for the inheritance: one form, three lines.
     let request = one_stop
@@ -375,8 +430,6 @@ async fn okuyami_one_visit(backend: Backend) {
     // The rest at the one-stop counter.
     for done in [
         "koki-soshitsu",
-        "koki-hokenryo-seisan",
-        "kaigo-hokenryo-seisan",
         "inkan-haishi",
         "jumin-zei-sozoku",
         "kotei-shisan-sozokunin",
@@ -384,7 +437,8 @@ async fn okuyami_one_visit(backend: Backend) {
     ] {
         set(&mut one_stop, &visit, done, f::ItemStatus::Done, "2").await;
     }
-    one_stop
+    // A lapsed right is not put off to another day, nor sent to a counter.
+    let lapsed = one_stop
         .update_checklist_item(f::UpdateChecklistItemRequest {
             name: item(&visit, "kogaku-ryoyohi").name.clone(),
             status: f::ItemStatus::Later as i32,
@@ -392,7 +446,22 @@ async fn okuyami_one_visit(backend: Backend) {
             counter: counter("2"),
         })
         .await
-        .unwrap();
+        .unwrap_err();
+    assert_eq!(lapsed.code(), Code::FailedPrecondition);
+    assert_eq!(
+        lapsed.get_error_details().error_info().unwrap().reason,
+        "DEADLINE_LAPSED"
+    );
+    let lapsed = one_stop
+        .transfer_for_item(f::TransferForItemRequest {
+            name: item(&visit, "koki-hokenryo-seisan").name.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        lapsed.get_error_details().error_info().unwrap().reason,
+        "DEADLINE_LAPSED"
+    );
 
     // One signature for everything she may sign today.
     let signature = one_stop
@@ -469,14 +538,11 @@ async fn okuyami_one_visit(backend: Backend) {
     assert_eq!(
         procedure_ids(&done.open_items),
         [
-            "sosaihi",
-            "kogaku-ryoyohi",
             "nenkin-kosei",
             "mishikyu-nenkin",
             "izoku-kosei-nenkin",
             "sozoku-toki",
             "sozoku-zei",
-            "sozoku-hoki",
         ]
     );
     let open = pdf_text(&done.open_items_document.unwrap().content);
@@ -484,12 +550,22 @@ async fn okuyami_one_visit(backend: Backend) {
         "まだ済んでいない手続の一覧",
         "大船渡年金事務所",
         "年金証書",
-        "葬祭費の支給申請",
         "法務局",
         "令和5年6月16日",
+        // 相続税: late, still accepted, and what that costs.
+        "期限を過ぎています",
+        "無申告加算税",
+        // The lapsed ones, apart, with the article.
+        "時効により手続できなくなったもの",
+        "葬祭費の支給申請",
+        "令和7年6月16日",
+        "相続放棄",
     ] {
         assert!(open.contains(needle), "{needle} missing in {open}");
     }
+    let (to_do, lapsed_part) = open.split_once("時効により手続できなくなったもの").unwrap();
+    assert!(!to_do.contains("葬祭費"), "lapsed items are not to do");
+    assert!(lapsed_part.contains("高額療養費"), "{lapsed_part}");
     assert!(
         !open.contains("介護保険 資格喪失"),
         "done items are not open"
@@ -522,10 +598,13 @@ async fn okuyami_one_visit(backend: Backend) {
     assert_eq!(kpis.signatures, 1);
     assert_eq!(kpis.counters_met, 2);
     assert_eq!(kpis.staff_met, 2);
-    assert_eq!(kpis.procedures, 17);
-    assert_eq!(kpis.procedures_done, 9);
-    assert_eq!(kpis.procedures_done_one_stop, 7);
-    assert_eq!(kpis.one_stop_share_permille, 411);
+    // 17 on the list, 5 lapsed: 12 apply, 4 of them late.
+    assert_eq!(kpis.procedures, 12);
+    assert_eq!(kpis.procedures_late, 4);
+    assert_eq!(kpis.procedures_lapsed, 5);
+    assert_eq!(kpis.procedures_done, 7);
+    assert_eq!(kpis.procedures_done_one_stop, 5);
+    assert_eq!(kpis.one_stop_share_permille, 416);
     assert_eq!(kpis.certificates, 4);
     let export = one_stop
         .export_kpis(f::ExportKpisRequest {
@@ -537,14 +616,15 @@ async fn okuyami_one_visit(backend: Backend) {
         .unwrap()
         .into_inner();
     assert_eq!(export.visits.len(), 1);
-    assert_eq!(export.one_stop_share_permille, 411);
+    assert_eq!(export.one_stop_share_permille, 416);
     let rows: Vec<&str> = export.csv.lines().collect();
     assert_eq!(rows.len(), 2, "{}", export.csv);
     assert!(
-        rows[1].starts_with(&format!("{},1,2,2,17,9,7,411,", visit.name)),
+        rows[1].starts_with(&format!("{},1,2,2,12,7,5,416,", visit.name)),
         "{}",
         rows[1]
     );
+    assert!(rows[1].ends_with(",4,4,5"), "{}", rows[1]);
 }
 
 /// 転出 of the 盛 household: the wife moves the family out; the navigator

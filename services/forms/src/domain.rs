@@ -7,7 +7,9 @@ use std::fmt;
 
 use madoguchi_platform::types::MunicipalityCode;
 
-use crate::catalog::{Catalog, FlagRule, LifeEvent, Procedure, Question};
+use chrono::NaiveDate;
+
+use crate::catalog::{Catalog, FlagRule, LateStatus, LifeEvent, Procedure, Question};
 
 /// Why a name or a condition was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -172,6 +174,45 @@ impl ItemStatus {
     /// Still open at the end of a visit.
     pub fn is_open(self) -> bool {
         matches!(self, Self::Pending | Self::Later)
+    }
+}
+
+/// Where a procedure's deadline stands on the day of the visit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeadlineStanding {
+    /// The law sets no period.
+    None,
+    /// Due on the visit's day or later.
+    InTime,
+    /// Passed, and a late filing is still accepted.
+    Late,
+    /// Passed, and the right lapsed (時効 or the end of a claim period).
+    Lapsed,
+}
+
+/// The deadline of `procedure` for an event on `event_date`, seen on
+/// `visit_day`: its due date (unset without a period), the standing, and
+/// for a passed deadline the catalog's note on what that means. Due on the
+/// visit's day is still in time. A period without `after_deadline` (the
+/// lint refuses it) is treated as still accepted, so nobody is turned
+/// away on a missing entry.
+pub fn deadline_standing(
+    procedure: &Procedure,
+    event_date: NaiveDate,
+    visit_day: NaiveDate,
+) -> (Option<NaiveDate>, DeadlineStanding, String) {
+    let Some(due) = procedure.deadline.due(event_date) else {
+        return (None, DeadlineStanding::None, String::new());
+    };
+    if due >= visit_day {
+        return (Some(due), DeadlineStanding::InTime, String::new());
+    }
+    match &procedure.after_deadline {
+        Some(after) if after.status == LateStatus::Lapsed => {
+            (Some(due), DeadlineStanding::Lapsed, after.note.clone())
+        }
+        Some(after) => (Some(due), DeadlineStanding::Late, after.note.clone()),
+        None => (Some(due), DeadlineStanding::Late, String::new()),
     }
 }
 
@@ -444,6 +485,40 @@ mod tests {
             assert!(VisitName::parse(bad).is_err(), "{bad}");
         }
         assert!(VisitChild::parse(&format!("{visit}/items/Bad Id"), "items").is_err());
+    }
+
+    #[test]
+    fn deadlines_in_time_late_and_lapsed() {
+        let site_path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../sites/ofunato/site.toml");
+        let site = madoguchi_platform::site::Site::load(&site_path).unwrap();
+        let catalog = Catalog::load_beside(&site_path, &site).unwrap();
+        let p = |id: &str| catalog.procedure(id).unwrap();
+        let death = NaiveDate::from_ymd_opt(2023, 6, 16).unwrap();
+        let day = |y, m, d| NaiveDate::from_ymd_opt(y, m, d).unwrap();
+        // 14 days (民法140条): due 6.30; the due day itself is in time.
+        let (due, standing, note) = deadline_standing(p("koki-soshitsu"), death, day(2023, 6, 30));
+        assert_eq!(
+            (due, standing, note.as_str()),
+            (Some(day(2023, 6, 30)), DeadlineStanding::InTime, "")
+        );
+        let (_, standing, note) = deadline_standing(p("koki-soshitsu"), death, day(2023, 7, 1));
+        assert_eq!(standing, DeadlineStanding::Late);
+        assert!(note.contains("期間後も受け付ける"), "{note}");
+        // 葬祭費: 2 years, lapsed by 令和8年.
+        let (due, standing, note) = deadline_standing(p("sosaihi"), death, day(2026, 4, 1));
+        assert_eq!(
+            due,
+            Some(day(2025, 6, 16)),
+            "民法143条: the day before 6.17"
+        );
+        assert_eq!(standing, DeadlineStanding::Lapsed);
+        assert!(note.contains("時効"), "{note}");
+        // 未支給年金: 5 years, still open.
+        let (_, standing, _) = deadline_standing(p("mishikyu-nenkin"), death, day(2026, 4, 1));
+        assert_eq!(standing, DeadlineStanding::InTime);
+        let (due, standing, _) = deadline_standing(p("inkan-haishi"), death, day(2026, 4, 1));
+        assert_eq!((due, standing), (None, DeadlineStanding::None));
     }
 
     #[test]

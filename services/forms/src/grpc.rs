@@ -22,7 +22,8 @@ use uuid::Uuid;
 
 use crate::catalog::{Catalog, LateStatus, Procedure, QuestionKind, Requesters};
 use crate::domain::{
-    ItemStatus, OfficeName, VisitChild, VisitName, check_text, navigate, unanswered_questions,
+    DeadlineStanding, ItemStatus, OfficeName, VisitChild, VisitName, check_text, deadline_standing,
+    navigate, unanswered_questions,
 };
 use crate::facts::{FactInput, facts};
 use crate::kpi;
@@ -275,6 +276,38 @@ fn reason_name(reason: i32) -> String {
     id::ProxyDecisionReason::try_from(reason)
         .map(|r| r.as_str_name().to_owned())
         .unwrap_or_else(|_| "PROXY_DECISION_REASON_UNSPECIFIED".to_owned())
+}
+
+fn deadline_standing_pb(standing: DeadlineStanding) -> pb::DeadlineStanding {
+    match standing {
+        DeadlineStanding::None => pb::DeadlineStanding::None,
+        DeadlineStanding::InTime => pb::DeadlineStanding::InTime,
+        DeadlineStanding::Late => pb::DeadlineStanding::Late,
+        DeadlineStanding::Lapsed => pb::DeadlineStanding::Lapsed,
+    }
+}
+
+/// Whether the item's right lapsed before the visit (時効).
+fn is_lapsed(item: &pb::ChecklistItem) -> bool {
+    item.deadline_standing == pb::DeadlineStanding::Lapsed as i32
+}
+
+/// FAILED_PRECONDITION DEADLINE_LAPSED for `item`.
+fn lapsed_item(item: &pb::ChecklistItem) -> ServiceError {
+    ServiceError::precondition(
+        "DEADLINE_LAPSED",
+        item.name.clone(),
+        "the right lapsed before the visit (時効); no counter can take it",
+    )
+}
+
+/// The due date as printed: `令和5年6月30日まで（14日以内）`, or `定めなし`.
+fn due_text(item: &pb::ChecklistItem, p: &pb::Procedure) -> String {
+    item.due_date
+        .as_ref()
+        .and_then(date_from)
+        .map(|d| format!("{}まで（{}）", wareki(d), p.deadline_text))
+        .unwrap_or_else(|| "定めなし".to_owned())
 }
 
 fn item_status(item: &pb::ChecklistItem) -> ItemStatus {
@@ -639,11 +672,23 @@ impl FormsGrpc {
                 other => answer(other.trim_start_matches("answer:")),
             })
             .collect();
+        // Deadlines against the visit's day: a lapsed right is not asked
+        // of the identity service — nobody may do it any more.
+        let today = self.today();
+        let deadlines: Vec<_> = navigation
+            .procedures
+            .iter()
+            .map(|p| deadline_standing(p, event_date, today))
+            .collect();
+        let lapsed = |i: usize| deadlines[i].1 == DeadlineStanding::Lapsed;
         let mut requested = Vec::new();
         let mut asked = Vec::new();
         for (i, p) in navigation.procedures.iter().enumerate() {
             let person = &acts_for[i];
-            if person.is_empty() || (!visit.applicant.is_empty() && person == &visit.applicant) {
+            if person.is_empty()
+                || (!visit.applicant.is_empty() && person == &visit.applicant)
+                || lapsed(i)
+            {
                 continue;
             }
             asked.push(i);
@@ -692,7 +737,7 @@ impl FormsGrpc {
                 .position(|a| *a == i)
                 .and_then(|d| decisions.get(d));
             let person = acts_for[i].clone();
-            let due_date = p.deadline.due(event_date).map(date_to);
+            let (due, standing, deadline_note) = &deadlines[i];
             let mut item = pb::ChecklistItem {
                 name: visit_name.child("items", &p.id),
                 procedure: Some(procedure_pb(p)),
@@ -700,18 +745,41 @@ impl FormsGrpc {
                 acts_for: person.clone(),
                 visitor_may_do: true,
                 proxy_reason: "PROXY_DECISION_REASON_SELF".to_owned(),
-                due_date,
+                due_date: due.map(date_to),
+                deadline_standing: deadline_standing_pb(*standing) as i32,
+                deadline_note: deadline_note.clone(),
                 ..Default::default()
             };
-            if let Some(d) = decision {
+            if lapsed(i) {
+                // 時効: not an item to do, for this visitor or anyone.
+                item.status = ItemStatus::NotApplicable as i32;
+                item.visitor_may_do = false;
+                item.proxy_reason.clear();
+            } else if let Some(d) = decision {
                 let who = people.get(&person).cloned().unwrap_or_default();
                 proxy::apply_decision(&mut item, d, &who);
             }
             items.push(item);
         }
+        // A flag about lapsed rights only (e.g. "the 喪主 must claim the
+        // 葬祭費" after its 時効) would send staff after nothing.
+        let lapsed_ids: Vec<&str> = navigation
+            .procedures
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| lapsed(*i))
+            .map(|(_, p)| p.id.as_str())
+            .collect();
         let mut flags: Vec<pb::Flag> = navigation
             .flags
             .iter()
+            .filter(|f| {
+                f.procedures.is_empty()
+                    || !f
+                        .procedures
+                        .iter()
+                        .all(|p| lapsed_ids.contains(&p.as_str()))
+            })
             .map(|f| pb::Flag {
                 id: f.id.clone(),
                 text_ja: f.text_ja.clone(),
@@ -786,6 +854,9 @@ impl FormsGrpc {
         };
         let locked = self.store.lock(&item.visit.to_string(), None, true).await?;
         let mut value = FormsStore::item_in(&locked, &item.id).await?;
+        if is_lapsed(&value) && status != ItemStatus::NotApplicable {
+            return Err(lapsed_item(&value));
+        }
         if status == ItemStatus::Done && !value.visitor_may_do {
             // The identity service refused it for this visitor: it cannot
             // be done today (record a 委任状 and it is decided again).
@@ -821,6 +892,9 @@ impl FormsGrpc {
             .iter()
             .find(|i| i.name == req.name)
             .ok_or_else(|| ServiceError::not_found("checklist item", req.name.clone()))?;
+        if is_lapsed(current) {
+            return Err(lapsed_item(current));
+        }
         let category = current
             .procedure
             .as_ref()
@@ -1312,27 +1386,40 @@ impl FormsGrpc {
         lines.push(Line::Gap);
         for item in &visit.items {
             let status = item_status(item);
-            if only_open && !status.is_open() {
+            if only_open && (!status.is_open() || is_lapsed(item)) {
                 continue;
             }
             let Some(p) = &item.procedure else { continue };
+            let mark = if is_lapsed(item) {
+                "時効"
+            } else {
+                status.mark()
+            };
             lines.push(Line::Heading(format!(
-                "［{}］{}　{}",
-                status.mark(),
-                p.name_ja,
-                p.department
+                "［{mark}］{}　{}",
+                p.name_ja, p.department
             )));
+            if is_lapsed(item) {
+                // Nothing to do: say why instead of where to go.
+                lines.push(Line::Indented(format!(
+                    "期限: {}　手続はできません（窓口へ行く必要はありません）",
+                    due_text(item, p)
+                )));
+                lines.push(Line::Indented(format!("理由: {}", item.deadline_note)));
+                continue;
+            }
             lines.push(Line::Indented(format!("場所: {}", p.location)));
             lines.push(Line::Indented(format!(
                 "持ち物: {}",
                 p.documents.join("、")
             )));
-            let due = item
-                .due_date
-                .as_ref()
-                .and_then(date_from)
-                .map(|d| format!("{}まで（{}）", wareki(d), p.deadline_text))
-                .unwrap_or_else(|| "定めなし".to_owned());
+            let due = due_text(item, p);
+            if item.deadline_standing == pb::DeadlineStanding::Late as i32 {
+                lines.push(Line::Indented(format!(
+                    "期限を過ぎています（{due}）が、まだ受け付けます: {}",
+                    item.deadline_note
+                )));
+            }
             lines.push(Line::Indented(format!(
                 "期限: {due}　所要時間: 約{}分　{}",
                 p.minutes,
@@ -1344,6 +1431,21 @@ impl FormsGrpc {
             )));
             if !item.note.is_empty() {
                 lines.push(Line::Indented(format!("備考: {}", item.note)));
+            }
+        }
+        let lapsed: Vec<&pb::ChecklistItem> = visit.items.iter().filter(|i| is_lapsed(i)).collect();
+        if only_open && !lapsed.is_empty() {
+            lines.push(Line::Heading(
+                "時効により手続できなくなったもの（窓口へ行く必要はありません）".to_owned(),
+            ));
+            for item in lapsed {
+                let Some(p) = &item.procedure else { continue };
+                lines.push(Line::Text(format!(
+                    "・{}（期限 {}）",
+                    p.name_ja,
+                    due_text(item, p)
+                )));
+                lines.push(Line::Indented(item.deadline_note.clone()));
             }
         }
         if !visit.flags.is_empty() {

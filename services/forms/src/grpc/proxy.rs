@@ -170,7 +170,11 @@ pub(super) fn blocked_flags(
     people: &HashMap<String, String>,
 ) -> Vec<pb::Flag> {
     let mut blocked: Vec<(String, Vec<String>)> = Vec::new();
-    for item in items.iter().filter(|i| !i.visitor_may_do) {
+    // A lapsed item is refused to everyone, not for want of a 委任状.
+    for item in items
+        .iter()
+        .filter(|i| !i.visitor_may_do && !super::is_lapsed(i))
+    {
         let procedure = item
             .procedure
             .as_ref()
