@@ -20,7 +20,6 @@ use madoguchi_proto::types::v1::{Date, JapaneseName, Yen};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use crate::catalog::{Catalog, LateStatus, Procedure, QuestionKind, Requesters};
 use crate::domain::{
     DeadlineStanding, ItemStatus, OfficeName, VisitChild, VisitName, check_text, deadline_standing,
     navigate, unanswered_questions,
@@ -30,6 +29,7 @@ use crate::kpi;
 use crate::pdf::{CjkFont, Line, render};
 use crate::peers::{Forwarded, Peers};
 use crate::storage::{FormsStore, timestamp};
+use madoguchi_catalog::{Catalog, LateStatus, Procedure, QuestionKind, Requesters};
 
 mod proxy;
 

@@ -165,7 +165,7 @@ pub(super) fn apply_decision(
 
 /// The flags naming, per person, what the visitor may not do for them.
 pub(super) fn blocked_flags(
-    catalog: &crate::catalog::Catalog,
+    catalog: &madoguchi_catalog::Catalog,
     items: &[pb::ChecklistItem],
     people: &HashMap<String, String>,
 ) -> Vec<pb::Flag> {
