@@ -39,6 +39,7 @@ type Identity = IdentityServiceClient<InterceptedService<Channel, Auth>>;
 on_both_backends!(
     okuyami_one_visit,
     move_out_with_a_child,
+    move_in_from_a_declared_household,
     bad_input_saves_nothing,
     one_signature_even_when_raced
 );
@@ -987,4 +988,209 @@ async fn one_signature_even_when_raced(backend: Backend) {
         stored.certificate_requests[0].state,
         f::CertificateRequestState::Signed as i32
     );
+}
+
+fn member(
+    family: &str,
+    given: &str,
+    birth: (i32, i32, i32),
+    relation: f::RelationToHead,
+    insurance: f::DeclaredInsurance,
+    school_year: u32,
+) -> f::DeclaredMember {
+    f::DeclaredMember {
+        person_name: name(family, given),
+        birth_date: date(birth.0, birth.1, birth.2),
+        relation: relation as i32,
+        insurance: insurance as i32,
+        school_year,
+        source: f::MemberSource::MyNumberCard as i32,
+    }
+}
+
+/// The 新来 family moves in from 仙台市 on 令和8年3月28日: nobody is in the
+/// registry yet. The father declares the household from the family's My
+/// Number cards (two parents on an employer's insurance, a boy in 小2, a
+/// girl of four), and the navigator runs from it.
+fn shinrai_family() -> f::DeclaredHousehold {
+    use f::{DeclaredInsurance as I, RelationToHead as R};
+    f::DeclaredHousehold {
+        members: vec![
+            member("新来", "健", (1988, 5, 10), R::Head, I::Employee, 0),
+            member("新来", "舞", (1990, 7, 1), R::Spouse, I::Employee, 0),
+            member("新来", "陽", (2017, 9, 15), R::Child, I::Employee, 2),
+            member("新来", "結", (2022, 2, 10), R::Child, I::Employee, 0),
+        ],
+        subject_index: 0,
+        address: Some(madoguchi_proto::types::v1::Address {
+            municipality_code: "032034".into(),
+            prefecture: "岩手県".into(),
+            municipality: "大船渡市".into(),
+            street: "盛町字下舘下18番地1".into(),
+            ..Default::default()
+        }),
+    }
+}
+
+async fn move_in_from_a_declared_household(backend: Backend) {
+    let t = spawn(Spawn::new(backend)).await;
+    let mut one_stop = forms(&t, Role::Staff).await;
+    let ticket = ticket_at(&t, "life-events", "3").await;
+    let verification = identity(&t, Role::Staff)
+        .await
+        .verify_identity(id::VerifyIdentityRequest {
+            parent: M.into(),
+            visit: ticket.name.clone(),
+            visitor: Some(id::PersonClaim {
+                person_name: name("新来", "健"),
+                birth_date: date(1988, 5, 10),
+                address: None,
+            }),
+            resident: String::new(),
+            documents: vec![id::PresentedDocument {
+                kind: "my-number-card".into(),
+                expiry_date: date(2031, 5, 10),
+                ..Default::default()
+            }],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let visit = one_stop
+        .start_visit(f::StartVisitRequest {
+            parent: OFFICE.into(),
+            verification: verification.name,
+            ticket: ticket.name.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(visit.applicant.is_empty(), "not in the registry yet");
+    let navigate = |household: f::DeclaredHousehold| f::NavigateLifeEventRequest {
+        visit: visit.name.clone(),
+        life_event: "move-in".into(),
+        declared_household: Some(household),
+        event_date: date(2026, 3, 28),
+        answers: vec![
+            answer("has_my_number_card", "yes"),
+            answer("needs_childcare", "yes"),
+            answer("has_driving_licence", "yes"),
+            answer("owns_car", "no"),
+            answer("wants_seal_registration", "no"),
+        ],
+        ..Default::default()
+    };
+
+    // Every wrong field of the declaration at once, and nothing saved.
+    let mut bad = shinrai_family();
+    bad.members[1].relation = f::RelationToHead::Head as i32;
+    bad.members[2].school_year = 3;
+    bad.members[3].birth_date = date(2026, 4, 2);
+    bad.members[3].person_name = name("新来", "");
+    bad.members[0].source = f::MemberSource::Unspecified as i32;
+    bad.subject_index = 4;
+    bad.address.as_mut().unwrap().municipality_code = "041017".into();
+    let status = one_stop
+        .navigate_life_event(navigate(bad))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    let mut got = fields(&status);
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            "declared_household.address.municipality_code",
+            "declared_household.members",
+            "declared_household.members[0].source",
+            "declared_household.members[2].school_year",
+            "declared_household.members[3].birth_date",
+            "declared_household.members[3].person_name",
+            "declared_household.subject_index",
+        ]
+    );
+    // Not both a registered subject and a declaration; a death needs the
+    // registry's record.
+    let status = one_stop
+        .navigate_life_event(f::NavigateLifeEventRequest {
+            subject: TARO.into(),
+            ..navigate(shinrai_family())
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(fields(&status), ["declared_household"]);
+    let status = one_stop
+        .navigate_life_event(f::NavigateLifeEventRequest {
+            life_event: "death".into(),
+            answers: okuyami_answers(),
+            ..navigate(shinrai_family())
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        fields(&status).contains(&"declared_household".to_owned()),
+        "{status:?}"
+    );
+    let untouched = one_stop
+        .get_visit(f::GetVisitRequest {
+            name: visit.name.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(untouched.items.is_empty() && untouched.declared_household.is_none());
+
+    // From the declaration: the 転入届 and the card, the children's
+    // allowance, medical subsidy, nursery (asked: a child under 6),
+    // vaccinations, the boy's school; no 国保 or 国民年金 (the parents are on
+    // an employer's insurance), nothing for a car or a seal.
+    let visit = one_stop
+        .navigate_life_event(navigate(shinrai_family()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        procedure_ids(&visit.items),
+        [
+            "tennyu-todoke",
+            "mynumber-card-tennyu",
+            "jido-teate-nintei",
+            "iryohi-josei",
+            "hoikusho-moshikomi",
+            "yobo-sesshu-tennyu",
+            "gakko-tennyugaku",
+            "unten-menkyo-henko",
+            "suido-kaishi",
+        ]
+    );
+    assert!(visit.subject.is_empty());
+    assert_eq!(visit.declared_household, Some(shinrai_family()));
+    assert!(
+        visit
+            .items
+            .iter()
+            .all(|i| i.visitor_may_do && i.acts_for.is_empty()),
+        "nobody to check a proxy against"
+    );
+    // The printed checklist takes the household from the same data.
+    let checklist = one_stop
+        .render_document(f::RenderDocumentRequest {
+            name: visit.name.clone(),
+            kind: f::DocumentKind::Checklist as i32,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let text = pdf_text(&checklist.content);
+    for needle in [
+        "手続チェックリスト（転入）",
+        "届出の世帯",
+        "盛町字下舘下18番地1",
+        "新来 陽",
+        "平成29年9月15日",
+        "転入届",
+    ] {
+        assert!(text.contains(needle), "{needle} missing in {text}");
+    }
 }

@@ -432,6 +432,10 @@ pub struct LifeEvent {
     /// Flag rules.
     #[serde(default)]
     pub flags: Vec<FlagRule>,
+    /// Whether the navigator may run from a household the visitor declares
+    /// (the registry does not hold it yet: a 転入, a birth before its 出生届).
+    #[serde(default)]
+    pub declared_household: bool,
 }
 
 /// Why a catalog was rejected.

@@ -31,6 +31,7 @@ use crate::peers::{Forwarded, Peers};
 use crate::storage::{FormsStore, timestamp};
 use madoguchi_catalog::{Catalog, LateStatus, Procedure, QuestionKind, Requesters};
 
+mod declared;
 mod proxy;
 
 /// Roles that act at the counter.
@@ -301,6 +302,17 @@ fn lapsed_item(item: &pb::ChecklistItem) -> ServiceError {
     )
 }
 
+/// 続柄 as printed.
+fn relation_to_head_ja(relation: i32) -> &'static str {
+    match pb::RelationToHead::try_from(relation) {
+        Ok(pb::RelationToHead::Head) => "世帯主",
+        Ok(pb::RelationToHead::Spouse) => "妻・夫",
+        Ok(pb::RelationToHead::Child) => "子",
+        Ok(pb::RelationToHead::Parent) => "父・母",
+        _ => "その他",
+    }
+}
+
 /// The due date as printed: `令和5年6月30日まで（14日以内）`, or `定めなし`.
 fn due_text(item: &pb::ChecklistItem, p: &pb::Procedure) -> String {
     item.due_date
@@ -403,6 +415,7 @@ impl FormsGrpc {
                             })
                             .collect(),
                         procedures,
+                        declared_household: e.declared_household,
                     }
                 })
                 .collect(),
@@ -511,7 +524,26 @@ impl FormsGrpc {
         if event.is_none() {
             v.add("life_event", "not a life event of the catalog");
         }
-        check_resident(&mut v, "subject", &req.subject, municipality.as_ref());
+        let declared = req.declared_household.as_ref();
+        match declared {
+            None => {
+                check_resident(&mut v, "subject", &req.subject, municipality.as_ref());
+            }
+            Some(_) if !req.subject.is_empty() => v.add(
+                "declared_household",
+                "set subject or declared_household, not both",
+            ),
+            Some(_) => {
+                if let Some(event) = event
+                    && !event.declared_household
+                {
+                    v.add(
+                        "declared_household",
+                        format!("life event {} needs a registered subject", event.id),
+                    );
+                }
+            }
+        }
         let mut answers: Vec<(String, String)> = Vec::new();
         if let Some(event) = event {
             for (i, answer) in req.answers.iter().enumerate() {
@@ -600,6 +632,16 @@ impl FormsGrpc {
         {
             v.add("event_date", "is in the future");
         }
+        if let Some(household) = declared {
+            declared::validate(
+                &mut v,
+                household,
+                &req.life_event,
+                municipality.as_ref(),
+                self.today(),
+                Some(event_date.unwrap_or_else(|| self.today())),
+            );
+        }
         let etag = parse_etag(&mut v, &req.etag);
         v.finish()?;
         let (Some(visit_name), Some(event)) = (visit_name, event) else {
@@ -614,11 +656,21 @@ impl FormsGrpc {
                 "the visit is already completed",
             ));
         }
-        let subject = self.peers.resident(auth, &req.subject, "subject").await?;
-        let household = if subject.household.is_empty() {
-            None
-        } else {
-            Some(self.peers.household(auth, &subject.household).await?)
+        let (subject, household) = match declared {
+            // Nobody to read: the declared members stand in for the records.
+            Some(declared) => {
+                let (subject, household) = declared::as_records(declared);
+                (subject, Some(household))
+            }
+            None => {
+                let subject = self.peers.resident(auth, &req.subject, "subject").await?;
+                let household = if subject.household.is_empty() {
+                    None
+                } else {
+                    Some(self.peers.household(auth, &subject.household).await?)
+                };
+                (subject, household)
+            }
         };
         let deceased = subject.life_status == id::LifeStatus::Deceased as i32;
         if event.id == "death" && !deceased {
@@ -668,6 +720,9 @@ impl FormsGrpc {
             .iter()
             .map(|p| match p.acts_for.as_str() {
                 "applicant" => visit.applicant.clone(),
+                // A declared person has no record (and no resource name) to
+                // check a proxy against.
+                _ if declared.is_some() => String::new(),
                 "subject" => subject.name.clone(),
                 other => answer(other.trim_start_matches("answer:")),
             })
@@ -793,7 +848,12 @@ impl FormsGrpc {
             .lock(&visit_name.to_string(), etag.as_deref(), true)
             .await?;
         locked.header.life_event = event.id.clone();
-        locked.header.subject = subject.name.clone();
+        locked.header.subject = if declared.is_some() {
+            String::new()
+        } else {
+            subject.name.clone()
+        };
+        locked.header.declared_household = req.declared_household.clone();
         locked.header.event_date = Some(date_to(event_date));
         locked.header.answers = answers
             .iter()
@@ -1382,6 +1442,27 @@ impl FormsGrpc {
                 "届出の日（事由発生日）: {}",
                 wareki(date)
             )));
+        }
+        if let Some(household) = &visit.declared_household {
+            // Written once at the navigator; every printed form takes it
+            // from here.
+            lines.push(Line::Text(format!(
+                "届出の世帯（{}）",
+                address_line(household.address.as_ref())
+            )));
+            for member in &household.members {
+                lines.push(Line::Indented(format!(
+                    "{}　{}生　{}",
+                    full_name(member.person_name.as_ref()),
+                    member
+                        .birth_date
+                        .as_ref()
+                        .and_then(date_from)
+                        .map(wareki)
+                        .unwrap_or_default(),
+                    relation_to_head_ja(member.relation)
+                )));
+            }
         }
         lines.push(Line::Gap);
         for item in &visit.items {

@@ -495,6 +495,8 @@ pub async fn run(args: ClientArgs, command: VisitCommand) -> anyhow::Result<()> 
                     answers: parsed,
                     relations: people,
                     etag: String::new(),
+                    // The CLI navigates from registered residents only.
+                    declared_household: None,
                 })
                 .await?
                 .into_inner();
