@@ -6,6 +6,11 @@
 //! house and land in his name) died on R5.6.16; 花子 (77, no car) was the
 //! 喪主; their daughter つる子 lives in 仙台市, brings her My Number card and
 //! driver's licence, and no 委任状. The 死亡届 was filed by a relative.
+//!
+//! She comes on 令和8年4月1日, almost three years later: the 14-day
+//! notifications are late but still accepted, while the 2-year claims
+//! (葬祭費, 高額療養費, the premium refunds) and the 3-month 相続放棄 have
+//! lapsed — the checklist says so and sends her to no counter for them.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -34,6 +39,7 @@ type Identity = IdentityServiceClient<InterceptedService<Channel, Auth>>;
 on_both_backends!(
     okuyami_one_visit,
     move_out_with_a_child,
+    move_in_from_a_declared_household,
     bad_input_saves_nothing,
     one_signature_even_when_raced
 );
@@ -233,20 +239,68 @@ async fn okuyami_one_visit(backend: Backend) {
         date(2023, 6, 30),
         "14 days after the death"
     );
-    // 葬祭費 is paid to the 喪主 (the mother) and 未支給年金 is claimed by
-    // her: without a 委任状 the daughter cannot do them today.
-    for blocked in ["sosaihi", "mishikyu-nenkin"] {
-        let i = item(&visit, blocked);
-        assert_eq!(i.acts_for, HANAKO, "{blocked}");
-        assert!(!i.visitor_may_do, "{blocked}");
-        assert!(
-            i.proxy_reason.contains("POWER_OF_ATTORNEY_MISSING"),
-            "{}",
-            i.proxy_reason
+    // Late but still accepted: the 14-day notifications, the pension
+    // office's 10-day notice and the 10-month 相続税 return stay open, with
+    // what a late filing means.
+    for late in [
+        "koki-soshitsu",
+        "kaigo-soshitsu",
+        "nenkin-kosei",
+        "sozoku-zei",
+    ] {
+        let i = item(&visit, late);
+        assert_eq!(
+            i.deadline_standing,
+            f::DeadlineStanding::Late as i32,
+            "{late}"
         );
-        assert_eq!(i.status, f::ItemStatus::Later as i32);
-        assert!(i.note.contains("花子"), "{}", i.note);
+        assert!(!i.deadline_note.is_empty(), "{late}");
+        assert_ne!(i.status, f::ItemStatus::NotApplicable as i32, "{late}");
     }
+    assert!(item(&visit, "nenkin-kosei").deadline_note.contains("返還"));
+    // Lapsed: the 2-year claims (葬祭費 due 令和7年6月16日) and the 3-month
+    // 熟慮期間 of 相続放棄. 対象外, nobody is asked for a 委任状 for them.
+    for lapsed in [
+        "sosaihi",
+        "kogaku-ryoyohi",
+        "koki-hokenryo-seisan",
+        "kaigo-hokenryo-seisan",
+        "sozoku-hoki",
+    ] {
+        let i = item(&visit, lapsed);
+        assert_eq!(
+            i.deadline_standing,
+            f::DeadlineStanding::Lapsed as i32,
+            "{lapsed}"
+        );
+        assert_eq!(i.status, f::ItemStatus::NotApplicable as i32, "{lapsed}");
+        assert!(i.proxy_reason.is_empty(), "{lapsed}: {}", i.proxy_reason);
+    }
+    assert_eq!(item(&visit, "sosaihi").due_date, date(2025, 6, 16));
+    assert!(item(&visit, "sosaihi").deadline_note.contains("時効"));
+    for in_time in ["mishikyu-nenkin", "izoku-kosei-nenkin", "sozoku-toki"] {
+        assert_eq!(
+            item(&visit, in_time).deadline_standing,
+            f::DeadlineStanding::InTime as i32,
+            "{in_time}"
+        );
+    }
+    assert_eq!(
+        item(&visit, "inkan-haishi").deadline_standing,
+        f::DeadlineStanding::None as i32
+    );
+    // 未支給年金 (5 years) is claimed by the mother: without a 委任状 the
+    // daughter cannot do it today.
+    let i = item(&visit, "mishikyu-nenkin");
+    assert_eq!(i.acts_for, HANAKO);
+    assert!(!i.visitor_may_do);
+    assert!(
+        i.proxy_reason.contains("POWER_OF_ATTORNEY_MISSING"),
+        "{}",
+        i.proxy_reason
+    );
+    assert_eq!(i.status, f::ItemStatus::Later as i32);
+    assert!(i.note.contains("花子"), "{}", i.note);
     // Returning the father's cards: anyone may.
     for open in [
         "kaigo-soshitsu",
@@ -260,7 +314,6 @@ async fn okuyami_one_visit(backend: Backend) {
     let flags: HashSet<&str> = visit.flags.iter().map(|f| f.id.as_str()).collect();
     for expected in [
         "applicant-non-resident",
-        "not-chief-mourner",
         "mourner-cannot-visit",
         "pension-book-missing",
         "property-in-deceased-name",
@@ -268,16 +321,19 @@ async fn okuyami_one_visit(backend: Backend) {
     ] {
         assert!(flags.contains(expected), "{expected} missing: {flags:?}");
     }
+    // "Only the 喪主 can claim the 葬祭費" concerns a lapsed right only.
+    assert!(!flags.contains("not-chief-mourner"), "{flags:?}");
     let poa = visit
         .flags
         .iter()
         .find(|f| f.id == "power-of-attorney-needed")
         .unwrap();
     assert!(
-        poa.text_ja.contains("花子") && poa.text_ja.contains("葬祭費"),
+        poa.text_ja.contains("花子") && poa.text_ja.contains("未支給年金"),
         "{}",
         poa.text_ja
     );
+    assert!(!poa.text_ja.contains("葬祭費"), "{}", poa.text_ja);
 
     // The unified certificate request for the inheritance: one form, three lines.
     let request = one_stop
@@ -375,8 +431,6 @@ async fn okuyami_one_visit(backend: Backend) {
     // The rest at the one-stop counter.
     for done in [
         "koki-soshitsu",
-        "koki-hokenryo-seisan",
-        "kaigo-hokenryo-seisan",
         "inkan-haishi",
         "jumin-zei-sozoku",
         "kotei-shisan-sozokunin",
@@ -384,7 +438,8 @@ async fn okuyami_one_visit(backend: Backend) {
     ] {
         set(&mut one_stop, &visit, done, f::ItemStatus::Done, "2").await;
     }
-    one_stop
+    // A lapsed right is not put off to another day, nor sent to a counter.
+    let lapsed = one_stop
         .update_checklist_item(f::UpdateChecklistItemRequest {
             name: item(&visit, "kogaku-ryoyohi").name.clone(),
             status: f::ItemStatus::Later as i32,
@@ -392,7 +447,22 @@ async fn okuyami_one_visit(backend: Backend) {
             counter: counter("2"),
         })
         .await
-        .unwrap();
+        .unwrap_err();
+    assert_eq!(lapsed.code(), Code::FailedPrecondition);
+    assert_eq!(
+        lapsed.get_error_details().error_info().unwrap().reason,
+        "DEADLINE_LAPSED"
+    );
+    let lapsed = one_stop
+        .transfer_for_item(f::TransferForItemRequest {
+            name: item(&visit, "koki-hokenryo-seisan").name.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        lapsed.get_error_details().error_info().unwrap().reason,
+        "DEADLINE_LAPSED"
+    );
 
     // One signature for everything she may sign today.
     let signature = one_stop
@@ -469,14 +539,11 @@ async fn okuyami_one_visit(backend: Backend) {
     assert_eq!(
         procedure_ids(&done.open_items),
         [
-            "sosaihi",
-            "kogaku-ryoyohi",
             "nenkin-kosei",
             "mishikyu-nenkin",
             "izoku-kosei-nenkin",
             "sozoku-toki",
             "sozoku-zei",
-            "sozoku-hoki",
         ]
     );
     let open = pdf_text(&done.open_items_document.unwrap().content);
@@ -484,12 +551,22 @@ async fn okuyami_one_visit(backend: Backend) {
         "まだ済んでいない手続の一覧",
         "大船渡年金事務所",
         "年金証書",
-        "葬祭費の支給申請",
         "法務局",
         "令和5年6月16日",
+        // 相続税: late, still accepted, and what that costs.
+        "期限を過ぎています",
+        "無申告加算税",
+        // The lapsed ones, apart, with the article.
+        "時効により手続できなくなったもの",
+        "葬祭費の支給申請",
+        "令和7年6月16日",
+        "相続放棄",
     ] {
         assert!(open.contains(needle), "{needle} missing in {open}");
     }
+    let (to_do, lapsed_part) = open.split_once("時効により手続できなくなったもの").unwrap();
+    assert!(!to_do.contains("葬祭費"), "lapsed items are not to do");
+    assert!(lapsed_part.contains("高額療養費"), "{lapsed_part}");
     assert!(
         !open.contains("介護保険 資格喪失"),
         "done items are not open"
@@ -522,10 +599,13 @@ async fn okuyami_one_visit(backend: Backend) {
     assert_eq!(kpis.signatures, 1);
     assert_eq!(kpis.counters_met, 2);
     assert_eq!(kpis.staff_met, 2);
-    assert_eq!(kpis.procedures, 17);
-    assert_eq!(kpis.procedures_done, 9);
-    assert_eq!(kpis.procedures_done_one_stop, 7);
-    assert_eq!(kpis.one_stop_share_permille, 411);
+    // 17 on the list, 5 lapsed: 12 apply, 4 of them late.
+    assert_eq!(kpis.procedures, 12);
+    assert_eq!(kpis.procedures_late, 4);
+    assert_eq!(kpis.procedures_lapsed, 5);
+    assert_eq!(kpis.procedures_done, 7);
+    assert_eq!(kpis.procedures_done_one_stop, 5);
+    assert_eq!(kpis.one_stop_share_permille, 416);
     assert_eq!(kpis.certificates, 4);
     let export = one_stop
         .export_kpis(f::ExportKpisRequest {
@@ -537,14 +617,15 @@ async fn okuyami_one_visit(backend: Backend) {
         .unwrap()
         .into_inner();
     assert_eq!(export.visits.len(), 1);
-    assert_eq!(export.one_stop_share_permille, 411);
+    assert_eq!(export.one_stop_share_permille, 416);
     let rows: Vec<&str> = export.csv.lines().collect();
     assert_eq!(rows.len(), 2, "{}", export.csv);
     assert!(
-        rows[1].starts_with(&format!("{},1,2,2,17,9,7,411,", visit.name)),
+        rows[1].starts_with(&format!("{},1,2,2,12,7,5,416,", visit.name)),
         "{}",
         rows[1]
     );
+    assert!(rows[1].ends_with(",4,4,5"), "{}", rows[1]);
 }
 
 /// 転出 of the 盛 household: the wife moves the family out; the navigator
@@ -907,4 +988,209 @@ async fn one_signature_even_when_raced(backend: Backend) {
         stored.certificate_requests[0].state,
         f::CertificateRequestState::Signed as i32
     );
+}
+
+fn member(
+    family: &str,
+    given: &str,
+    birth: (i32, i32, i32),
+    relation: f::RelationToHead,
+    insurance: f::DeclaredInsurance,
+    school_year: u32,
+) -> f::DeclaredMember {
+    f::DeclaredMember {
+        person_name: name(family, given),
+        birth_date: date(birth.0, birth.1, birth.2),
+        relation: relation as i32,
+        insurance: insurance as i32,
+        school_year,
+        source: f::MemberSource::MyNumberCard as i32,
+    }
+}
+
+/// The 新来 family moves in from 仙台市 on 令和8年3月28日: nobody is in the
+/// registry yet. The father declares the household from the family's My
+/// Number cards (two parents on an employer's insurance, a boy in 小2, a
+/// girl of four), and the navigator runs from it.
+fn shinrai_family() -> f::DeclaredHousehold {
+    use f::{DeclaredInsurance as I, RelationToHead as R};
+    f::DeclaredHousehold {
+        members: vec![
+            member("新来", "健", (1988, 5, 10), R::Head, I::Employee, 0),
+            member("新来", "舞", (1990, 7, 1), R::Spouse, I::Employee, 0),
+            member("新来", "陽", (2017, 9, 15), R::Child, I::Employee, 2),
+            member("新来", "結", (2022, 2, 10), R::Child, I::Employee, 0),
+        ],
+        subject_index: 0,
+        address: Some(madoguchi_proto::types::v1::Address {
+            municipality_code: "032034".into(),
+            prefecture: "岩手県".into(),
+            municipality: "大船渡市".into(),
+            street: "盛町字下舘下18番地1".into(),
+            ..Default::default()
+        }),
+    }
+}
+
+async fn move_in_from_a_declared_household(backend: Backend) {
+    let t = spawn(Spawn::new(backend)).await;
+    let mut one_stop = forms(&t, Role::Staff).await;
+    let ticket = ticket_at(&t, "life-events", "3").await;
+    let verification = identity(&t, Role::Staff)
+        .await
+        .verify_identity(id::VerifyIdentityRequest {
+            parent: M.into(),
+            visit: ticket.name.clone(),
+            visitor: Some(id::PersonClaim {
+                person_name: name("新来", "健"),
+                birth_date: date(1988, 5, 10),
+                address: None,
+            }),
+            resident: String::new(),
+            documents: vec![id::PresentedDocument {
+                kind: "my-number-card".into(),
+                expiry_date: date(2031, 5, 10),
+                ..Default::default()
+            }],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let visit = one_stop
+        .start_visit(f::StartVisitRequest {
+            parent: OFFICE.into(),
+            verification: verification.name,
+            ticket: ticket.name.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(visit.applicant.is_empty(), "not in the registry yet");
+    let navigate = |household: f::DeclaredHousehold| f::NavigateLifeEventRequest {
+        visit: visit.name.clone(),
+        life_event: "move-in".into(),
+        declared_household: Some(household),
+        event_date: date(2026, 3, 28),
+        answers: vec![
+            answer("has_my_number_card", "yes"),
+            answer("needs_childcare", "yes"),
+            answer("has_driving_licence", "yes"),
+            answer("owns_car", "no"),
+            answer("wants_seal_registration", "no"),
+        ],
+        ..Default::default()
+    };
+
+    // Every wrong field of the declaration at once, and nothing saved.
+    let mut bad = shinrai_family();
+    bad.members[1].relation = f::RelationToHead::Head as i32;
+    bad.members[2].school_year = 3;
+    bad.members[3].birth_date = date(2026, 4, 2);
+    bad.members[3].person_name = name("新来", "");
+    bad.members[0].source = f::MemberSource::Unspecified as i32;
+    bad.subject_index = 4;
+    bad.address.as_mut().unwrap().municipality_code = "041017".into();
+    let status = one_stop
+        .navigate_life_event(navigate(bad))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    let mut got = fields(&status);
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            "declared_household.address.municipality_code",
+            "declared_household.members",
+            "declared_household.members[0].source",
+            "declared_household.members[2].school_year",
+            "declared_household.members[3].birth_date",
+            "declared_household.members[3].person_name",
+            "declared_household.subject_index",
+        ]
+    );
+    // Not both a registered subject and a declaration; a death needs the
+    // registry's record.
+    let status = one_stop
+        .navigate_life_event(f::NavigateLifeEventRequest {
+            subject: TARO.into(),
+            ..navigate(shinrai_family())
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(fields(&status), ["declared_household"]);
+    let status = one_stop
+        .navigate_life_event(f::NavigateLifeEventRequest {
+            life_event: "death".into(),
+            answers: okuyami_answers(),
+            ..navigate(shinrai_family())
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        fields(&status).contains(&"declared_household".to_owned()),
+        "{status:?}"
+    );
+    let untouched = one_stop
+        .get_visit(f::GetVisitRequest {
+            name: visit.name.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(untouched.items.is_empty() && untouched.declared_household.is_none());
+
+    // From the declaration: the 転入届 and the card, the children's
+    // allowance, medical subsidy, nursery (asked: a child under 6),
+    // vaccinations, the boy's school; no 国保 or 国民年金 (the parents are on
+    // an employer's insurance), nothing for a car or a seal.
+    let visit = one_stop
+        .navigate_life_event(navigate(shinrai_family()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        procedure_ids(&visit.items),
+        [
+            "tennyu-todoke",
+            "mynumber-card-tennyu",
+            "jido-teate-nintei",
+            "iryohi-josei",
+            "hoikusho-moshikomi",
+            "yobo-sesshu-tennyu",
+            "gakko-tennyugaku",
+            "unten-menkyo-henko",
+            "suido-kaishi",
+        ]
+    );
+    assert!(visit.subject.is_empty());
+    assert_eq!(visit.declared_household, Some(shinrai_family()));
+    assert!(
+        visit
+            .items
+            .iter()
+            .all(|i| i.visitor_may_do && i.acts_for.is_empty()),
+        "nobody to check a proxy against"
+    );
+    // The printed checklist takes the household from the same data.
+    let checklist = one_stop
+        .render_document(f::RenderDocumentRequest {
+            name: visit.name.clone(),
+            kind: f::DocumentKind::Checklist as i32,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let text = pdf_text(&checklist.content);
+    for needle in [
+        "手続チェックリスト（転入）",
+        "届出の世帯",
+        "盛町字下舘下18番地1",
+        "新来 陽",
+        "平成29年9月15日",
+        "転入届",
+    ] {
+        assert!(text.contains(needle), "{needle} missing in {text}");
+    }
 }

@@ -2,12 +2,14 @@
 //! language of the catalog, the life-event navigator, checklist statuses
 //! and the checks on free text.
 
-use std::collections::BTreeMap;
 use std::fmt;
 
 use madoguchi_platform::types::MunicipalityCode;
 
-use crate::catalog::{Catalog, FlagRule, LifeEvent, Procedure, Question};
+use chrono::NaiveDate;
+
+pub use madoguchi_catalog::condition::{Condition, ConditionError, Facts};
+use madoguchi_catalog::{Catalog, FlagRule, LateStatus, LifeEvent, Procedure, Question};
 
 /// Why a name or a condition was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -18,9 +20,6 @@ pub enum ParseError {
     /// Bad municipality code.
     #[error("municipality code: {0}")]
     Municipality(String),
-    /// Bad condition.
-    #[error("condition {0:?}: {1}")]
-    Condition(String, &'static str),
 }
 
 /// `municipalities/{m}/offices/{o}`.
@@ -175,6 +174,45 @@ impl ItemStatus {
     }
 }
 
+/// Where a procedure's deadline stands on the day of the visit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeadlineStanding {
+    /// The law sets no period.
+    None,
+    /// Due on the visit's day or later.
+    InTime,
+    /// Passed, and a late filing is still accepted.
+    Late,
+    /// Passed, and the right lapsed (時効 or the end of a claim period).
+    Lapsed,
+}
+
+/// The deadline of `procedure` for an event on `event_date`, seen on
+/// `visit_day`: its due date (unset without a period), the standing, and
+/// for a passed deadline the catalog's note on what that means. Due on the
+/// visit's day is still in time. A period without `after_deadline` (the
+/// lint refuses it) is treated as still accepted, so nobody is turned
+/// away on a missing entry.
+pub fn deadline_standing(
+    procedure: &Procedure,
+    event_date: NaiveDate,
+    visit_day: NaiveDate,
+) -> (Option<NaiveDate>, DeadlineStanding, String) {
+    let Some(due) = procedure.deadline.due(event_date) else {
+        return (None, DeadlineStanding::None, String::new());
+    };
+    if due >= visit_day {
+        return (Some(due), DeadlineStanding::InTime, String::new());
+    }
+    match &procedure.after_deadline {
+        Some(after) if after.status == LateStatus::Lapsed => {
+            (Some(due), DeadlineStanding::Lapsed, after.note.clone())
+        }
+        Some(after) => (Some(due), DeadlineStanding::Late, after.note.clone()),
+        None => (Some(due), DeadlineStanding::Late, String::new()),
+    }
+}
+
 /// Checks free text typed by staff: no control characters (a newline in a
 /// name would break every printed form and CSV), at most `max` characters.
 pub fn check_text(text: &str, max: usize) -> Result<(), &'static str> {
@@ -185,130 +223,6 @@ pub fn check_text(text: &str, max: usize) -> Result<(), &'static str> {
         return Err("is too long");
     }
     Ok(())
-}
-
-/// How a condition compares.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Comparison {
-    /// The fact is present (and not `no`/`false`).
-    Holds,
-    /// The fact is absent (or `no`/`false`).
-    NotHolds,
-    /// Equal text.
-    Equals,
-    /// Different text (or absent).
-    Differs,
-    /// Integer ≥.
-    AtLeast,
-    /// Integer <.
-    Below,
-}
-
-/// One condition of a rule, e.g. `subject.enrolment.long-term-care`,
-/// `!applicant.resident`, `answer.funeral_held=yes`,
-/// `household.living_members>=2`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Condition {
-    fact: String,
-    comparison: Comparison,
-    value: String,
-}
-
-fn is_fact_key(key: &str) -> bool {
-    !key.is_empty()
-        && key.split('.').all(|part| {
-            !part.is_empty()
-                && part
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
-        })
-}
-
-impl Condition {
-    /// Parses one condition.
-    pub fn parse(text: &str) -> Result<Self, ParseError> {
-        let bad = |why| ParseError::Condition(text.to_owned(), why);
-        let (fact, comparison, value) = if let Some(rest) = text.strip_prefix('!') {
-            (rest, Comparison::NotHolds, "")
-        } else if let Some((fact, value)) = text.split_once(">=") {
-            (fact, Comparison::AtLeast, value)
-        } else if let Some((fact, value)) = text.split_once("!=") {
-            (fact, Comparison::Differs, value)
-        } else if let Some((fact, value)) = text.split_once('<') {
-            (fact, Comparison::Below, value)
-        } else if let Some((fact, value)) = text.split_once('=') {
-            (fact, Comparison::Equals, value)
-        } else {
-            (text, Comparison::Holds, "")
-        };
-        if !is_fact_key(fact) {
-            return Err(bad("a fact is dot-separated lowercase words"));
-        }
-        let needs_value = !matches!(comparison, Comparison::Holds | Comparison::NotHolds);
-        if needs_value && (value.is_empty() || value.contains(['=', '<', '>', '!'])) {
-            return Err(bad("expects one value after the operator"));
-        }
-        if matches!(comparison, Comparison::AtLeast | Comparison::Below)
-            && value.parse::<i64>().is_err()
-        {
-            return Err(bad("compares with an integer"));
-        }
-        Ok(Self {
-            fact: fact.to_owned(),
-            comparison,
-            value: value.to_owned(),
-        })
-    }
-
-    /// The fact key it reads, e.g. `subject.age`.
-    pub fn fact(&self) -> &str {
-        &self.fact
-    }
-
-    /// Whether the condition holds on `facts`.
-    pub fn holds(&self, facts: &Facts) -> bool {
-        let fact = facts.0.get(&self.fact).map(String::as_str);
-        let truthy = fact.is_some_and(|v| v != "no" && v != "false");
-        let number = || fact.and_then(|v| v.parse::<i64>().ok());
-        let bound = self.value.parse::<i64>().unwrap_or(0);
-        match self.comparison {
-            Comparison::Holds => truthy,
-            Comparison::NotHolds => !truthy,
-            Comparison::Equals => fact == Some(self.value.as_str()),
-            Comparison::Differs => fact != Some(self.value.as_str()),
-            Comparison::AtLeast => number().is_some_and(|n| n >= bound),
-            Comparison::Below => number().is_some_and(|n| n < bound),
-        }
-    }
-}
-
-/// What the navigator knows: fact keys (`subject.…`, `household.…`,
-/// `applicant.…`, `answer.…`) to values; boolean facts are `"true"`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Facts(pub BTreeMap<String, String>);
-
-impl Facts {
-    /// Sets a fact.
-    pub fn set(&mut self, key: impl Into<String>, value: impl Into<String>) {
-        self.0.insert(key.into(), value.into());
-    }
-
-    /// Sets a boolean fact when `value` is true.
-    pub fn flag(&mut self, key: impl Into<String>, value: bool) {
-        if value {
-            self.0.insert(key.into(), "true".to_owned());
-        }
-    }
-
-    /// Whether every condition holds. Conditions were checked when the
-    /// catalog was loaded; an unparsable one never holds.
-    pub fn all(&self, conditions: &[String]) -> bool {
-        conditions.iter().all(|text| {
-            Condition::parse(text)
-                .map(|c| c.holds(self))
-                .unwrap_or(false)
-        })
-    }
 }
 
 /// What the navigator decided for one event.
@@ -371,63 +285,6 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
 
-    fn facts(pairs: &[(&str, &str)]) -> Facts {
-        Facts(
-            pairs
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                .collect(),
-        )
-    }
-
-    #[test]
-    fn conditions_table() {
-        let f = facts(&[
-            ("subject.enrolment.long-term-care", "true"),
-            ("answer.funeral_held", "yes"),
-            ("answer.pension_book_found", "no"),
-            ("household.living_members", "1"),
-            ("answer.chief_mourner", "household"),
-        ]);
-        for (text, expected) in [
-            ("subject.enrolment.long-term-care", true),
-            ("subject.enrolment.pension", false),
-            ("!subject.enrolment.pension", true),
-            ("!subject.enrolment.long-term-care", false),
-            ("answer.funeral_held=yes", true),
-            ("answer.funeral_held=no", false),
-            ("answer.pension_book_found", false),
-            ("!answer.pension_book_found", true),
-            ("household.living_members>=2", false),
-            ("household.living_members>=1", true),
-            ("household.living_members<2", true),
-            ("household.missing<2", false),
-            ("answer.chief_mourner!=applicant", true),
-            ("answer.chief_mourner!=household", false),
-            ("answer.unanswered!=yes", true),
-        ] {
-            let condition = Condition::parse(text).unwrap();
-            assert_eq!(condition.holds(&f), expected, "{text}");
-        }
-    }
-
-    #[test]
-    fn bad_conditions_are_rejected() {
-        for text in [
-            "",
-            "Subject.x",
-            "a..b",
-            "a=",
-            "a>=x",
-            "a==b",
-            "a b",
-            "a<",
-            "!",
-        ] {
-            assert!(Condition::parse(text).is_err(), "{text:?}");
-        }
-    }
-
     #[test]
     fn names_round_trip_and_reject_garbage() {
         let visit =
@@ -444,6 +301,40 @@ mod tests {
             assert!(VisitName::parse(bad).is_err(), "{bad}");
         }
         assert!(VisitChild::parse(&format!("{visit}/items/Bad Id"), "items").is_err());
+    }
+
+    #[test]
+    fn deadlines_in_time_late_and_lapsed() {
+        let site_path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../sites/ofunato/site.toml");
+        let site = madoguchi_platform::site::Site::load(&site_path).unwrap();
+        let catalog = Catalog::load_beside(&site_path, &site).unwrap();
+        let p = |id: &str| catalog.procedure(id).unwrap();
+        let death = NaiveDate::from_ymd_opt(2023, 6, 16).unwrap();
+        let day = |y, m, d| NaiveDate::from_ymd_opt(y, m, d).unwrap();
+        // 14 days (民法140条): due 6.30; the due day itself is in time.
+        let (due, standing, note) = deadline_standing(p("koki-soshitsu"), death, day(2023, 6, 30));
+        assert_eq!(
+            (due, standing, note.as_str()),
+            (Some(day(2023, 6, 30)), DeadlineStanding::InTime, "")
+        );
+        let (_, standing, note) = deadline_standing(p("koki-soshitsu"), death, day(2023, 7, 1));
+        assert_eq!(standing, DeadlineStanding::Late);
+        assert!(note.contains("期間後も受け付ける"), "{note}");
+        // 葬祭費: 2 years, lapsed by 令和8年.
+        let (due, standing, note) = deadline_standing(p("sosaihi"), death, day(2026, 4, 1));
+        assert_eq!(
+            due,
+            Some(day(2025, 6, 16)),
+            "民法143条: the day before 6.17"
+        );
+        assert_eq!(standing, DeadlineStanding::Lapsed);
+        assert!(note.contains("時効"), "{note}");
+        // 未支給年金: 5 years, still open.
+        let (_, standing, _) = deadline_standing(p("mishikyu-nenkin"), death, day(2026, 4, 1));
+        assert_eq!(standing, DeadlineStanding::InTime);
+        let (due, standing, _) = deadline_standing(p("inkan-haishi"), death, day(2026, 4, 1));
+        assert_eq!((due, standing), (None, DeadlineStanding::None));
     }
 
     #[test]

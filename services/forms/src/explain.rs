@@ -4,8 +4,8 @@
 
 use std::fmt::Write as _;
 
-use crate::catalog::{Catalog, LifeEvent};
 use crate::domain::{Condition, Facts};
+use madoguchi_catalog::{Catalog, LifeEvent};
 
 /// The decision for one procedure of an event.
 #[derive(Debug, Clone, PartialEq, Eq)]

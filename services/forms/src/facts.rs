@@ -5,8 +5,8 @@
 use chrono::{Datelike, NaiveDate};
 use madoguchi_proto::identity::v1 as id;
 
-use crate::catalog::{LifeEvent, QuestionKind};
 use crate::domain::{Facts, person_role};
+use madoguchi_catalog::{LifeEvent, QuestionKind};
 
 /// The catalog's name of an enrolment kind (`national-health-insurance`).
 pub fn enrolment_key(kind: i32) -> Option<String> {

@@ -20,16 +20,18 @@ use madoguchi_proto::types::v1::{Date, JapaneseName, Yen};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use crate::catalog::{Catalog, LateStatus, Procedure, QuestionKind, Requesters};
 use crate::domain::{
-    ItemStatus, OfficeName, VisitChild, VisitName, check_text, navigate, unanswered_questions,
+    DeadlineStanding, ItemStatus, OfficeName, VisitChild, VisitName, check_text, deadline_standing,
+    navigate, unanswered_questions,
 };
 use crate::facts::{FactInput, facts};
 use crate::kpi;
 use crate::pdf::{CjkFont, Line, render};
 use crate::peers::{Forwarded, Peers};
 use crate::storage::{FormsStore, timestamp};
+use madoguchi_catalog::{Catalog, LateStatus, Procedure, QuestionKind, Requesters};
 
+mod declared;
 mod proxy;
 
 /// Roles that act at the counter.
@@ -277,6 +279,49 @@ fn reason_name(reason: i32) -> String {
         .unwrap_or_else(|_| "PROXY_DECISION_REASON_UNSPECIFIED".to_owned())
 }
 
+fn deadline_standing_pb(standing: DeadlineStanding) -> pb::DeadlineStanding {
+    match standing {
+        DeadlineStanding::None => pb::DeadlineStanding::None,
+        DeadlineStanding::InTime => pb::DeadlineStanding::InTime,
+        DeadlineStanding::Late => pb::DeadlineStanding::Late,
+        DeadlineStanding::Lapsed => pb::DeadlineStanding::Lapsed,
+    }
+}
+
+/// Whether the item's right lapsed before the visit (時効).
+fn is_lapsed(item: &pb::ChecklistItem) -> bool {
+    item.deadline_standing == pb::DeadlineStanding::Lapsed as i32
+}
+
+/// FAILED_PRECONDITION DEADLINE_LAPSED for `item`.
+fn lapsed_item(item: &pb::ChecklistItem) -> ServiceError {
+    ServiceError::precondition(
+        "DEADLINE_LAPSED",
+        item.name.clone(),
+        "the right lapsed before the visit (時効); no counter can take it",
+    )
+}
+
+/// 続柄 as printed.
+fn relation_to_head_ja(relation: i32) -> &'static str {
+    match pb::RelationToHead::try_from(relation) {
+        Ok(pb::RelationToHead::Head) => "世帯主",
+        Ok(pb::RelationToHead::Spouse) => "妻・夫",
+        Ok(pb::RelationToHead::Child) => "子",
+        Ok(pb::RelationToHead::Parent) => "父・母",
+        _ => "その他",
+    }
+}
+
+/// The due date as printed: `令和5年6月30日まで（14日以内）`, or `定めなし`.
+fn due_text(item: &pb::ChecklistItem, p: &pb::Procedure) -> String {
+    item.due_date
+        .as_ref()
+        .and_then(date_from)
+        .map(|d| format!("{}まで（{}）", wareki(d), p.deadline_text))
+        .unwrap_or_else(|| "定めなし".to_owned())
+}
+
 fn item_status(item: &pb::ChecklistItem) -> ItemStatus {
     ItemStatus::from_i32(item.status).unwrap_or(ItemStatus::Pending)
 }
@@ -370,6 +415,7 @@ impl FormsGrpc {
                             })
                             .collect(),
                         procedures,
+                        declared_household: e.declared_household,
                     }
                 })
                 .collect(),
@@ -478,7 +524,26 @@ impl FormsGrpc {
         if event.is_none() {
             v.add("life_event", "not a life event of the catalog");
         }
-        check_resident(&mut v, "subject", &req.subject, municipality.as_ref());
+        let declared = req.declared_household.as_ref();
+        match declared {
+            None => {
+                check_resident(&mut v, "subject", &req.subject, municipality.as_ref());
+            }
+            Some(_) if !req.subject.is_empty() => v.add(
+                "declared_household",
+                "set subject or declared_household, not both",
+            ),
+            Some(_) => {
+                if let Some(event) = event
+                    && !event.declared_household
+                {
+                    v.add(
+                        "declared_household",
+                        format!("life event {} needs a registered subject", event.id),
+                    );
+                }
+            }
+        }
         let mut answers: Vec<(String, String)> = Vec::new();
         if let Some(event) = event {
             for (i, answer) in req.answers.iter().enumerate() {
@@ -567,6 +632,16 @@ impl FormsGrpc {
         {
             v.add("event_date", "is in the future");
         }
+        if let Some(household) = declared {
+            declared::validate(
+                &mut v,
+                household,
+                &req.life_event,
+                municipality.as_ref(),
+                self.today(),
+                Some(event_date.unwrap_or_else(|| self.today())),
+            );
+        }
         let etag = parse_etag(&mut v, &req.etag);
         v.finish()?;
         let (Some(visit_name), Some(event)) = (visit_name, event) else {
@@ -581,11 +656,21 @@ impl FormsGrpc {
                 "the visit is already completed",
             ));
         }
-        let subject = self.peers.resident(auth, &req.subject, "subject").await?;
-        let household = if subject.household.is_empty() {
-            None
-        } else {
-            Some(self.peers.household(auth, &subject.household).await?)
+        let (subject, household) = match declared {
+            // Nobody to read: the declared members stand in for the records.
+            Some(declared) => {
+                let (subject, household) = declared::as_records(declared);
+                (subject, Some(household))
+            }
+            None => {
+                let subject = self.peers.resident(auth, &req.subject, "subject").await?;
+                let household = if subject.household.is_empty() {
+                    None
+                } else {
+                    Some(self.peers.household(auth, &subject.household).await?)
+                };
+                (subject, household)
+            }
         };
         let deceased = subject.life_status == id::LifeStatus::Deceased as i32;
         if event.id == "death" && !deceased {
@@ -635,15 +720,30 @@ impl FormsGrpc {
             .iter()
             .map(|p| match p.acts_for.as_str() {
                 "applicant" => visit.applicant.clone(),
+                // A declared person has no record (and no resource name) to
+                // check a proxy against.
+                _ if declared.is_some() => String::new(),
                 "subject" => subject.name.clone(),
                 other => answer(other.trim_start_matches("answer:")),
             })
             .collect();
+        // Deadlines against the visit's day: a lapsed right is not asked
+        // of the identity service — nobody may do it any more.
+        let today = self.today();
+        let deadlines: Vec<_> = navigation
+            .procedures
+            .iter()
+            .map(|p| deadline_standing(p, event_date, today))
+            .collect();
+        let lapsed = |i: usize| deadlines[i].1 == DeadlineStanding::Lapsed;
         let mut requested = Vec::new();
         let mut asked = Vec::new();
         for (i, p) in navigation.procedures.iter().enumerate() {
             let person = &acts_for[i];
-            if person.is_empty() || (!visit.applicant.is_empty() && person == &visit.applicant) {
+            if person.is_empty()
+                || (!visit.applicant.is_empty() && person == &visit.applicant)
+                || lapsed(i)
+            {
                 continue;
             }
             asked.push(i);
@@ -692,7 +792,7 @@ impl FormsGrpc {
                 .position(|a| *a == i)
                 .and_then(|d| decisions.get(d));
             let person = acts_for[i].clone();
-            let due_date = p.deadline.due(event_date).map(date_to);
+            let (due, standing, deadline_note) = &deadlines[i];
             let mut item = pb::ChecklistItem {
                 name: visit_name.child("items", &p.id),
                 procedure: Some(procedure_pb(p)),
@@ -700,18 +800,41 @@ impl FormsGrpc {
                 acts_for: person.clone(),
                 visitor_may_do: true,
                 proxy_reason: "PROXY_DECISION_REASON_SELF".to_owned(),
-                due_date,
+                due_date: due.map(date_to),
+                deadline_standing: deadline_standing_pb(*standing) as i32,
+                deadline_note: deadline_note.clone(),
                 ..Default::default()
             };
-            if let Some(d) = decision {
+            if lapsed(i) {
+                // 時効: not an item to do, for this visitor or anyone.
+                item.status = ItemStatus::NotApplicable as i32;
+                item.visitor_may_do = false;
+                item.proxy_reason.clear();
+            } else if let Some(d) = decision {
                 let who = people.get(&person).cloned().unwrap_or_default();
                 proxy::apply_decision(&mut item, d, &who);
             }
             items.push(item);
         }
+        // A flag about lapsed rights only (e.g. "the 喪主 must claim the
+        // 葬祭費" after its 時効) would send staff after nothing.
+        let lapsed_ids: Vec<&str> = navigation
+            .procedures
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| lapsed(*i))
+            .map(|(_, p)| p.id.as_str())
+            .collect();
         let mut flags: Vec<pb::Flag> = navigation
             .flags
             .iter()
+            .filter(|f| {
+                f.procedures.is_empty()
+                    || !f
+                        .procedures
+                        .iter()
+                        .all(|p| lapsed_ids.contains(&p.as_str()))
+            })
             .map(|f| pb::Flag {
                 id: f.id.clone(),
                 text_ja: f.text_ja.clone(),
@@ -725,7 +848,12 @@ impl FormsGrpc {
             .lock(&visit_name.to_string(), etag.as_deref(), true)
             .await?;
         locked.header.life_event = event.id.clone();
-        locked.header.subject = subject.name.clone();
+        locked.header.subject = if declared.is_some() {
+            String::new()
+        } else {
+            subject.name.clone()
+        };
+        locked.header.declared_household = req.declared_household.clone();
         locked.header.event_date = Some(date_to(event_date));
         locked.header.answers = answers
             .iter()
@@ -786,6 +914,9 @@ impl FormsGrpc {
         };
         let locked = self.store.lock(&item.visit.to_string(), None, true).await?;
         let mut value = FormsStore::item_in(&locked, &item.id).await?;
+        if is_lapsed(&value) && status != ItemStatus::NotApplicable {
+            return Err(lapsed_item(&value));
+        }
         if status == ItemStatus::Done && !value.visitor_may_do {
             // The identity service refused it for this visitor: it cannot
             // be done today (record a 委任状 and it is decided again).
@@ -821,6 +952,9 @@ impl FormsGrpc {
             .iter()
             .find(|i| i.name == req.name)
             .ok_or_else(|| ServiceError::not_found("checklist item", req.name.clone()))?;
+        if is_lapsed(current) {
+            return Err(lapsed_item(current));
+        }
         let category = current
             .procedure
             .as_ref()
@@ -1309,30 +1443,64 @@ impl FormsGrpc {
                 wareki(date)
             )));
         }
+        if let Some(household) = &visit.declared_household {
+            // Written once at the navigator; every printed form takes it
+            // from here.
+            lines.push(Line::Text(format!(
+                "届出の世帯（{}）",
+                address_line(household.address.as_ref())
+            )));
+            for member in &household.members {
+                lines.push(Line::Indented(format!(
+                    "{}　{}生　{}",
+                    full_name(member.person_name.as_ref()),
+                    member
+                        .birth_date
+                        .as_ref()
+                        .and_then(date_from)
+                        .map(wareki)
+                        .unwrap_or_default(),
+                    relation_to_head_ja(member.relation)
+                )));
+            }
+        }
         lines.push(Line::Gap);
         for item in &visit.items {
             let status = item_status(item);
-            if only_open && !status.is_open() {
+            if only_open && (!status.is_open() || is_lapsed(item)) {
                 continue;
             }
             let Some(p) = &item.procedure else { continue };
+            let mark = if is_lapsed(item) {
+                "時効"
+            } else {
+                status.mark()
+            };
             lines.push(Line::Heading(format!(
-                "［{}］{}　{}",
-                status.mark(),
-                p.name_ja,
-                p.department
+                "［{mark}］{}　{}",
+                p.name_ja, p.department
             )));
+            if is_lapsed(item) {
+                // Nothing to do: say why instead of where to go.
+                lines.push(Line::Indented(format!(
+                    "期限: {}　手続はできません（窓口へ行く必要はありません）",
+                    due_text(item, p)
+                )));
+                lines.push(Line::Indented(format!("理由: {}", item.deadline_note)));
+                continue;
+            }
             lines.push(Line::Indented(format!("場所: {}", p.location)));
             lines.push(Line::Indented(format!(
                 "持ち物: {}",
                 p.documents.join("、")
             )));
-            let due = item
-                .due_date
-                .as_ref()
-                .and_then(date_from)
-                .map(|d| format!("{}まで（{}）", wareki(d), p.deadline_text))
-                .unwrap_or_else(|| "定めなし".to_owned());
+            let due = due_text(item, p);
+            if item.deadline_standing == pb::DeadlineStanding::Late as i32 {
+                lines.push(Line::Indented(format!(
+                    "期限を過ぎています（{due}）が、まだ受け付けます: {}",
+                    item.deadline_note
+                )));
+            }
             lines.push(Line::Indented(format!(
                 "期限: {due}　所要時間: 約{}分　{}",
                 p.minutes,
@@ -1344,6 +1512,21 @@ impl FormsGrpc {
             )));
             if !item.note.is_empty() {
                 lines.push(Line::Indented(format!("備考: {}", item.note)));
+            }
+        }
+        let lapsed: Vec<&pb::ChecklistItem> = visit.items.iter().filter(|i| is_lapsed(i)).collect();
+        if only_open && !lapsed.is_empty() {
+            lines.push(Line::Heading(
+                "時効により手続できなくなったもの（窓口へ行く必要はありません）".to_owned(),
+            ));
+            for item in lapsed {
+                let Some(p) = &item.procedure else { continue };
+                lines.push(Line::Text(format!(
+                    "・{}（期限 {}）",
+                    p.name_ja,
+                    due_text(item, p)
+                )));
+                lines.push(Line::Indented(item.deadline_note.clone()));
             }
         }
         if !visit.flags.is_empty() {

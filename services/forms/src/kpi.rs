@@ -48,6 +48,17 @@ pub fn visit_kpis(
         .filter(|i| i.handled_in_category == one_stop_category)
         .count() as u32;
     let procedures = applicable.len() as u32;
+    // Late items still apply (and count in `procedures`); lapsed ones are
+    // 対象外 and counted apart.
+    let late = applicable
+        .iter()
+        .filter(|i| i.deadline_standing == pb::DeadlineStanding::Late as i32)
+        .count() as u32;
+    let lapsed = visit
+        .items
+        .iter()
+        .filter(|i| i.deadline_standing == pb::DeadlineStanding::Lapsed as i32)
+        .count() as u32;
     let start = micros(visit.start_time.as_ref()).unwrap_or_default();
     let end = micros(visit.end_time.as_ref()).unwrap_or_else(|| now.timestamp_micros());
     let (mut counters, mut wait, mut service) = (HashSet::new(), 0i64, 0i64);
@@ -77,6 +88,8 @@ pub fn visit_kpis(
             .iter()
             .flat_map(|r| r.lines.iter().map(|l| l.copies))
             .sum(),
+        procedures_late: late,
+        procedures_lapsed: lapsed,
     }
 }
 
@@ -165,7 +178,7 @@ pub fn to_csv(visits: &[pb::VisitKpis]) -> String {
     let mut out = String::from(
         "visit,signatures,counters_met,staff_met,procedures,procedures_done,\
          procedures_done_one_stop,one_stop_share_permille,visit_seconds,wait_seconds,\
-         service_seconds,certificates\r\n",
+         service_seconds,certificates,procedures_late,procedures_lapsed\r\n",
     );
     for v in visits {
         let row = [
@@ -181,6 +194,8 @@ pub fn to_csv(visits: &[pb::VisitKpis]) -> String {
             seconds(v.wait_duration.as_ref()).to_string(),
             seconds(v.service_duration.as_ref()).to_string(),
             v.certificates.to_string(),
+            v.procedures_late.to_string(),
+            v.procedures_lapsed.to_string(),
         ];
         out.push_str(&row.join(","));
         out.push_str("\r\n");
@@ -203,7 +218,7 @@ mod tests {
             ..Default::default()
         }]);
         let lines: Vec<&str> = csv.split("\r\n").collect();
-        assert_eq!(lines[0].split(',').count(), 12);
+        assert_eq!(lines[0].split(',').count(), 14);
         assert!(lines[1].starts_with("v,1,0,0,"), "{csv}");
     }
 }

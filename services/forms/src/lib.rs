@@ -1,7 +1,7 @@
 //! The forms service: the 書かない×ワンストップ counter.
 //!
-//! - [`catalog`]: certificate kinds, procedures and life-event rules as data;
-//! - [`domain`]: names, the condition language, the navigator (no I/O);
+//! - [`domain`]: names, the navigator, deadlines (no I/O); the catalog it
+//!   navigates is site data of `madoguchi_catalog`;
 //! - [`facts`]: registry records → navigator facts;
 //! - [`explain`]: why each procedure is on a checklist or not;
 //! - [`peers`]: the identity and queue services, reached over gRPC;
@@ -11,7 +11,6 @@
 //! - [`grpc`]: the tonic adapter;
 //! - `FormsApp`: wiring.
 
-pub mod catalog;
 pub mod domain;
 pub mod explain;
 pub mod facts;
@@ -30,11 +29,11 @@ use madoguchi_platform::site::Site;
 use madoguchi_proto::forms::v1::forms_service_server::FormsServiceServer;
 use sea_orm::DatabaseConnection;
 
-use crate::catalog::Catalog;
 use crate::grpc::{FormsGrpc, Municipality};
 use crate::pdf::CjkFont;
 use crate::peers::Peers;
 use crate::storage::FormsStore;
+use madoguchi_catalog::Catalog;
 
 /// Health-check name of the forms service.
 pub const SERVICE_NAME: &str = "madoguchi.forms.v1.FormsService";

@@ -12,7 +12,7 @@ use std::collections::HashSet;
 use std::path::Path;
 
 use chrono::NaiveDate;
-use madoguchi_forms::catalog::{Catalog, Deadline};
+use madoguchi_catalog::{Catalog, Deadline};
 use madoguchi_forms::facts::is_known_fact;
 use madoguchi_platform::site::Site;
 

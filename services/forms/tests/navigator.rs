@@ -16,7 +16,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 
 use chrono::NaiveDate;
-use madoguchi_forms::catalog::Catalog;
+use madoguchi_catalog::Catalog;
 use madoguchi_forms::domain::{navigate, unanswered_questions};
 use madoguchi_forms::facts::{FactInput, facts};
 use madoguchi_platform::site::Site;

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, anyhow, bail};
 use chrono::NaiveDate;
-use madoguchi_forms::catalog::{Catalog, QuestionKind};
+use madoguchi_catalog::{Catalog, QuestionKind};
 use madoguchi_forms::domain::unanswered_questions;
 use madoguchi_forms::explain::{explain, explain_text};
 use madoguchi_forms::facts::{FactInput, facts};

@@ -319,19 +319,32 @@ fn print_visit(visit: &f::Visit) {
     ]);
     for item in &visit.items {
         let p = item.procedure.clone().unwrap_or_default();
-        let due = item
+        let mut due = item
             .due_date
             .as_ref()
             .map(|d| format!("{}-{:02}-{:02}", d.year, d.month, d.day))
             .unwrap_or_default();
+        let lapsed = item.deadline_standing == f::DeadlineStanding::Lapsed as i32;
+        if item.deadline_standing == f::DeadlineStanding::Late as i32 {
+            due.push_str(" late, still accepted");
+        } else if lapsed {
+            due.push_str(" lapsed");
+        }
+        let note = if item.deadline_note.is_empty() {
+            item.note.clone()
+        } else if item.note.is_empty() {
+            item.deadline_note.clone()
+        } else {
+            format!("{} / {}", item.note, item.deadline_note)
+        };
         table.add_row(vec![
-            mark(item.status).to_owned(),
+            if lapsed { "時効" } else { mark(item.status) }.to_owned(),
             p.id,
             p.name_ja,
             p.department,
             if p.one_stop { "yes" } else { "no" }.to_owned(),
             due,
-            item.note.clone(),
+            note,
         ]);
     }
     if !visit.items.is_empty() {
@@ -482,6 +495,8 @@ pub async fn run(args: ClientArgs, command: VisitCommand) -> anyhow::Result<()> 
                     answers: parsed,
                     relations: people,
                     etag: String::new(),
+                    // The CLI navigates from registered residents only.
+                    declared_household: None,
                 })
                 .await?
                 .into_inner();
@@ -695,7 +710,7 @@ pub async fn run(args: ClientArgs, command: VisitCommand) -> anyhow::Result<()> 
                 .await?
                 .into_inner();
             println!(
-                "signatures {} · counters {} · staff {} · procedures {} done {} at one-stop {} ({}‰) · visit {}s",
+                "signatures {} · counters {} · staff {} · procedures {} done {} at one-stop {} ({}‰) · late {} · lapsed {} · visit {}s",
                 k.signatures,
                 k.counters_met,
                 k.staff_met,
@@ -703,6 +718,8 @@ pub async fn run(args: ClientArgs, command: VisitCommand) -> anyhow::Result<()> 
                 k.procedures_done,
                 k.procedures_done_one_stop,
                 k.one_stop_share_permille,
+                k.procedures_late,
+                k.procedures_lapsed,
                 k.visit_duration.map(|d| d.seconds).unwrap_or_default()
             );
         }

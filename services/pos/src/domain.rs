@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
-use madoguchi_forms::catalog::Catalog;
+use madoguchi_catalog::Catalog;
 use madoguchi_platform::error::ServiceError;
 use madoguchi_platform::site::is_resource_id;
 use madoguchi_platform::types::MunicipalityCode;

@@ -18,7 +18,7 @@ pub mod storage;
 
 use std::path::Path;
 
-use madoguchi_forms::catalog::Catalog;
+use madoguchi_catalog::Catalog;
 use madoguchi_platform::clock::SharedClock;
 use madoguchi_platform::error::ServiceError;
 use madoguchi_platform::server::Draining;

@@ -165,12 +165,16 @@ pub(super) fn apply_decision(
 
 /// The flags naming, per person, what the visitor may not do for them.
 pub(super) fn blocked_flags(
-    catalog: &crate::catalog::Catalog,
+    catalog: &madoguchi_catalog::Catalog,
     items: &[pb::ChecklistItem],
     people: &HashMap<String, String>,
 ) -> Vec<pb::Flag> {
     let mut blocked: Vec<(String, Vec<String>)> = Vec::new();
-    for item in items.iter().filter(|i| !i.visitor_may_do) {
+    // A lapsed item is refused to everyone, not for want of a 委任状.
+    for item in items
+        .iter()
+        .filter(|i| !i.visitor_may_do && !super::is_lapsed(i))
+    {
         let procedure = item
             .procedure
             .as_ref()

@@ -1,8 +1,6 @@
-//! The catalog: a municipality's certificate kinds, procedures and
-//! life-event rules, read from `catalog.toml` in the site folder and checked
-//! against the site (every counter category must exist). The format is
-//! documented in `docs/catalog.md`; nothing about a particular city is
-//! compiled in.
+//! The catalog's model and loader: certificate kinds, fee items,
+//! exemptions, procedures and life-event rules as read from `catalog.toml`,
+//! and the checks that refuse an inconsistent file.
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -13,7 +11,7 @@ use madoguchi_platform::error::Violations;
 use madoguchi_platform::site::{Site, is_resource_id};
 use serde::Deserialize;
 
-use crate::domain::Condition;
+use crate::condition::Condition;
 
 /// A whole catalog file.
 #[derive(Debug, Clone, Deserialize)]
@@ -434,6 +432,10 @@ pub struct LifeEvent {
     /// Flag rules.
     #[serde(default)]
     pub flags: Vec<FlagRule>,
+    /// Whether the navigator may run from a household the visitor declares
+    /// (the registry does not hold it yet: a 転入, a birth before its 出生届).
+    #[serde(default)]
+    pub declared_household: bool,
 }
 
 /// Why a catalog was rejected.
