@@ -249,7 +249,7 @@ async fn main() -> anyhow::Result<()> {
     let config = ServerConfig {
         data_dir: dir.path().to_owned(),
         database_url: Some(SecretString::from(database_url.clone())),
-        site,
+        site: Some(site),
         tokens: [
             (TOKEN, Role::Staff),
             (DEVICE_TOKEN, Role::Device),

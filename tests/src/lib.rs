@@ -205,7 +205,7 @@ pub async fn spawn(options: Spawn) -> TestServer {
     let config = ServerConfig {
         data_dir: dir.path().to_owned(),
         database_url: Some(SecretString::from(database_url.clone())),
-        site: site_path,
+        site: Some(site_path),
         tokens: test_tokens(),
         tls: options.tls.clone(),
         ..ServerConfig::default()

@@ -30,7 +30,13 @@ async fn client(addr: std::net::SocketAddr, role: Role) -> Client {
 
 async fn number_survives_restarts(backend: Backend) {
     let server = spawn(Spawn::new(backend)).await;
-    let dir = server.config.site.parent().expect("site dir").to_owned();
+    let dir = server
+        .config
+        .site
+        .as_deref()
+        .and_then(|s| s.parent())
+        .expect("site dir")
+        .to_owned();
     // Designate the test admin as My Number handler for this deployment.
     let rules = std::fs::read_to_string(dir.join("identity.toml")).expect("identity.toml");
     std::fs::write(

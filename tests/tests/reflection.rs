@@ -131,7 +131,7 @@ async fn a_queue_replica_lists_only_the_queue() {
     let config = ServerConfig {
         data_dir: dir.path().to_owned(),
         database_url: Some(SecretString::from(url)),
-        site,
+        site: Some(site),
         tokens: test_tokens(),
         ..ServerConfig::default()
     };

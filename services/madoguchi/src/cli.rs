@@ -151,7 +151,7 @@ impl Auth {
 async fn connect(args: &ClientArgs) -> anyhow::Result<Client> {
     let token = match &args.token {
         Some(token) => SecretString::from(token.clone()),
-        None => crate::credentials::token_for(&args.data_dir, Role::Staff)?,
+        None => crate::credentials::token_for(&args.data_dir, Role::Staff, &args.office)?,
     };
     let channel = Channel::from_shared(args.server.clone())
         .context("invalid --server")?

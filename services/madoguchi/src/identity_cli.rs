@@ -86,7 +86,7 @@ type Identity = IdentityServiceClient<InterceptedService<Channel, Auth>>;
 async fn connect(args: &ClientArgs) -> anyhow::Result<Identity> {
     let token = match &args.token {
         Some(token) => SecretString::from(token.clone()),
-        None => crate::credentials::token_for(&args.data_dir, Role::Staff)?,
+        None => crate::credentials::token_for(&args.data_dir, Role::Staff, &args.office)?,
     };
     let channel = Channel::from_shared(args.server.clone())
         .context("invalid --server")?

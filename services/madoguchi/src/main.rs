@@ -42,7 +42,9 @@ enum Command {
         /// Data directory for the embedded database and credentials.
         #[arg(long)]
         data_dir: Option<PathBuf>,
-        /// Site file describing the municipality's floor.
+        /// Site file describing the municipality's floor: served alone,
+        /// instead of the configured sites (the embedded default serves
+        /// both sample municipalities).
         #[arg(long)]
         site: Option<PathBuf>,
     },
@@ -141,7 +143,8 @@ fn main() -> ExitCode {
                     config.data_dir = dir;
                 }
                 if let Some(site) = site {
-                    config.site = site;
+                    config.site = Some(site);
+                    config.sites = None;
                 }
                 let listener = tokio::net::TcpListener::bind(config.listen).await?;
                 let admin = match config.admin_listen {

@@ -9,7 +9,7 @@ use madoguchi_platform::clock::SharedClock;
 use madoguchi_platform::config::ServerConfig;
 use madoguchi_platform::metrics::Metrics;
 use madoguchi_platform::server::{ServerOptions, ServiceSet, drain_channel, serve};
-use madoguchi_platform::site::Site;
+use madoguchi_platform::site::LoadedSite;
 use madoguchi_platform::storage;
 use madoguchi_queue::QueueApp;
 use madoguchi_signage::{SignageApp, SignageOptions};
@@ -53,22 +53,21 @@ impl ServiceSelection {
     }
 }
 
-/// Reads the site file; a missing one names the settings that point to it
-/// (a server started outside the repository finds no `sites/` there).
-fn load_site(path: &std::path::Path) -> anyhow::Result<Site> {
-    match Site::load(path) {
-        Err(madoguchi_platform::site::SiteError::Read { source, .. })
+/// Reads the site files; a missing one names the settings that point to
+/// it (a server started outside the repository finds no `sites/` there).
+fn load_sites(files: &[std::path::PathBuf]) -> anyhow::Result<Vec<LoadedSite>> {
+    match madoguchi_platform::site::load_sites(files) {
+        Err(madoguchi_platform::site::SiteError::Read { source, path })
             if source.kind() == std::io::ErrorKind::NotFound =>
         {
             let cwd = std::env::current_dir()
                 .map(|d| d.display().to_string())
                 .unwrap_or_else(|_| "?".into());
             anyhow::bail!(
-                "site file {} not found (relative paths are read from {cwd}); set `site` in \
-                 the configuration file, MADOGUCHI_SITE or --site to the site file, e.g. \
-                 sites/ofunato/site.toml of the repository, or the mounted ConfigMap's \
-                 site.toml",
-                path.display()
+                "site file {path} not found (relative paths are read from {cwd}); set `site` \
+                 or `sites` in the configuration file, MADOGUCHI_SITE, MADOGUCHI_SITES or \
+                 --site to the site file(s), e.g. sites/ofunato/site.toml of the repository, \
+                 or the mounted ConfigMap's site.toml"
             )
         }
         other => Ok(other?),
@@ -122,7 +121,12 @@ pub async fn start(
     clock: SharedClock,
     listener: TcpListener,
 ) -> anyhow::Result<RunningServer> {
-    let site = load_site(&config.site)?;
+    let sites = load_sites(&config.site_files())?;
+    let codes: Vec<_> = sites.iter().map(|s| s.code().clone()).collect();
+    // TODO(issue 20): every service takes all of `sites`; until then they
+    // serve the first.
+    let loaded = &sites[0];
+    let site = &loaded.site;
     let mut tokens = config.tokens.clone();
     if let Some(file) = &config.credentials_file {
         tokens.extend(crate::credentials::load(file).context(
@@ -138,7 +142,7 @@ pub async fn start(
                  configuration file)"
             );
         }
-        tokens = crate::credentials::load_or_create(&config.data_dir, &site.municipality.code)?;
+        tokens = crate::credentials::load_or_create(&config.data_dir, &codes)?;
     }
     let (drain, draining) = drain_channel();
     let metrics = Metrics::new();
@@ -164,7 +168,7 @@ pub async fn start(
             ) =>
         {
             Some(
-                QueueApp::start(db.clone(), clock.clone(), &site, draining.clone())
+                QueueApp::start(db.clone(), clock.clone(), site, draining.clone())
                     .await
                     .context("preparing the queue service")?,
             )
@@ -205,7 +209,7 @@ pub async fn start(
         let identity = madoguchi_identity::IdentityApp::start(
             db.clone(),
             clock.clone(),
-            &config.site,
+            &loaded.file,
             &site.municipality.code,
             &key,
         )
@@ -227,8 +231,8 @@ pub async fn start(
         let forms = madoguchi_forms::FormsApp::start(
             db.clone(),
             clock.clone(),
-            &site,
-            &config.site,
+            site,
+            &loaded.file,
             peers,
             config.forms.font.as_deref(),
         )
@@ -246,8 +250,8 @@ pub async fn start(
         let pos = madoguchi_pos::PosApp::start(
             db.clone(),
             clock.clone(),
-            &site,
-            &config.site,
+            site,
+            &loaded.file,
             config.pos.forms_url.as_deref().unwrap_or(&this),
             draining.clone(),
         )
@@ -269,8 +273,8 @@ pub async fn start(
                  process never generates its own secret"
             );
         }
-        let options = SignageOptions::from_config(config, &site, &tokens, addr)?;
-        let signage = SignageApp::new(&site, options, clock.clone(), draining.clone())
+        let options = SignageOptions::from_config(config, loaded, &tokens, addr)?;
+        let signage = SignageApp::new(site, options, clock.clone(), draining.clone())
             .context("preparing the signage service")?;
         signage.register_metrics(&metrics);
         health_names.push(madoguchi_signage::SERVICE_NAME);

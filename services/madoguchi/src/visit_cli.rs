@@ -175,7 +175,7 @@ struct Clients {
 async fn connect(args: &ClientArgs) -> anyhow::Result<Clients> {
     let token = match &args.token {
         Some(token) => SecretString::from(token.clone()),
-        None => crate::credentials::token_for(&args.data_dir, Role::Staff)?,
+        None => crate::credentials::token_for(&args.data_dir, Role::Staff, &args.office)?,
     };
     let channel = Channel::from_shared(args.server.clone())
         .context("invalid --server")?

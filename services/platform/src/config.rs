@@ -67,8 +67,12 @@ pub struct ServerConfig {
     pub data_dir: PathBuf,
     /// `sqlite://…` or `postgres://…`; unset means SQLite in `data_dir`.
     pub database_url: Option<SecretString>,
-    /// The site file (municipality, offices, counters, categories).
-    pub site: PathBuf,
+    /// One site file (municipality, offices, counters, categories), served
+    /// alone: `--site` and `MADOGUCHI_SITE` set it. See [`Self::site_files`].
+    pub site: Option<PathBuf>,
+    /// Several site files, one per municipality, served together (a
+    /// shared cluster); `MADOGUCHI_SITES` sets them, comma-separated.
+    pub sites: Option<Vec<PathBuf>>,
     /// Deadline for one unary request.
     #[serde(with = "millis")]
     pub request_timeout: Duration,
@@ -178,7 +182,8 @@ impl Default for ServerConfig {
             admin_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9464))),
             data_dir: PathBuf::from(".data"),
             database_url: None,
-            site: PathBuf::from("sites/ofunato/site.toml"),
+            site: None,
+            sites: None,
             request_timeout: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(10),
             drain_delay: Duration::ZERO,
@@ -223,11 +228,30 @@ pub enum ConfigError {
     },
 }
 
+/// The sample sites the embedded default serves when no site is
+/// configured: two neighbouring cities on one server.
+pub const DEFAULT_SITES: [&str; 2] = ["sites/ofunato/site.toml", "sites/rikuzentakata/site.toml"];
+
 impl ServerConfig {
+    /// The site files this server serves: `site` first when set, then
+    /// `sites`; with neither, the [`DEFAULT_SITES`].
+    pub fn site_files(&self) -> Vec<PathBuf> {
+        let mut files: Vec<PathBuf> = self.site.iter().cloned().collect();
+        for file in self.sites.iter().flatten() {
+            if !files.contains(file) {
+                files.push(file.clone());
+            }
+        }
+        if files.is_empty() {
+            files = DEFAULT_SITES.iter().map(PathBuf::from).collect();
+        }
+        files
+    }
+
     /// Loads `file` (if given) over the defaults, then applies variables:
     /// `MADOGUCHI_LISTEN`, `MADOGUCHI_ADMIN_LISTEN` (`host:port` or `off`),
     /// `MADOGUCHI_DATA_DIR`, `MADOGUCHI_DATABASE_URL`,
-    /// `MADOGUCHI_SITE`, and for signage `MADOGUCHI_PUBLIC_URL`,
+    /// `MADOGUCHI_SITE`, `MADOGUCHI_SITES`, and for signage `MADOGUCHI_PUBLIC_URL`,
     /// `MADOGUCHI_SIGNAGE_SECRET`, `MADOGUCHI_SIGNAGE_QUEUE_URL`,
     /// `MADOGUCHI_SIGNAGE_QUEUE_TOKEN`, and for forms
     /// `MADOGUCHI_FORMS_IDENTITY_URL`, `MADOGUCHI_FORMS_QUEUE_URL`,
@@ -268,7 +292,22 @@ impl ServerConfig {
             config.database_url = Some(SecretString::from(url));
         }
         if let Some(site) = env.var("MADOGUCHI_SITE") {
-            config.site = PathBuf::from(site);
+            config.site = Some(PathBuf::from(site));
+        }
+        if let Some(sites) = env.var("MADOGUCHI_SITES") {
+            let files: Vec<PathBuf> = sites
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(PathBuf::from)
+                .collect();
+            if files.is_empty() {
+                return Err(ConfigError::Variable {
+                    name: "MADOGUCHI_SITES",
+                    message: "expected comma-separated site file paths".into(),
+                });
+            }
+            config.sites = Some(files);
         }
         if let Some(url) = env.var("MADOGUCHI_PUBLIC_URL") {
             config.signage.public_url = Some(url);

@@ -3,7 +3,7 @@
 //! at start-up; nothing about a particular city is compiled in.
 
 use std::collections::HashSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
@@ -129,6 +129,61 @@ pub enum SiteError {
     /// Valid shape, inconsistent content.
     #[error("invalid site file: {0}")]
     Invalid(String),
+}
+
+/// A site file as loaded, with its path: a service reads its own data
+/// files (catalog, identity rules, signage) beside it.
+#[derive(Debug, Clone)]
+pub struct LoadedSite {
+    /// The parsed, checked site.
+    pub site: Site,
+    /// The file it was read from.
+    pub file: PathBuf,
+}
+
+impl LoadedSite {
+    /// The municipality the site belongs to.
+    pub fn code(&self) -> &MunicipalityCode {
+        &self.site.municipality.code
+    }
+
+    /// The directory of the site file, where its other files live.
+    pub fn dir(&self) -> &Path {
+        self.file.parent().unwrap_or(Path::new("."))
+    }
+}
+
+/// Loads every site file a server serves. Fails on the first unreadable or
+/// invalid file, on an empty list, and when two files claim the same
+/// municipality (a server serves each municipality from one site).
+pub fn load_sites(files: &[PathBuf]) -> Result<Vec<LoadedSite>, SiteError> {
+    if files.is_empty() {
+        return Err(SiteError::Invalid("no site files configured".into()));
+    }
+    let mut sites: Vec<LoadedSite> = Vec::with_capacity(files.len());
+    for file in files {
+        let site = Site::load(file).map_err(|e| match e {
+            SiteError::Parse(m) => SiteError::Parse(format!("{}: {m}", file.display())),
+            SiteError::Invalid(m) => SiteError::Invalid(format!("{}: {m}", file.display())),
+            read => read,
+        })?;
+        if let Some(earlier) = sites
+            .iter()
+            .find(|s| s.site.municipality.code == site.municipality.code)
+        {
+            return Err(SiteError::Invalid(format!(
+                "{} and {} both describe municipality {}",
+                earlier.file.display(),
+                file.display(),
+                site.municipality.code
+            )));
+        }
+        sites.push(LoadedSite {
+            site,
+            file: file.clone(),
+        });
+    }
+    Ok(sites)
 }
 
 /// A resource id: 1–63 characters of lowercase ASCII letters, digits and

@@ -27,14 +27,14 @@ pub mod views;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use madoguchi_platform::auth::Role;
 use madoguchi_platform::clock::SharedClock;
 use madoguchi_platform::config::{ServerConfig, TokenConfig};
 use madoguchi_platform::server::Draining;
-use madoguchi_platform::site::Site;
+use madoguchi_platform::site::{LoadedSite, Site};
 use madoguchi_proto::signage::v1::signage_service_server::SignageServiceServer;
 use secrecy::SecretString;
 use tonic::service::Routes;
@@ -90,10 +90,11 @@ impl SignageOptions {
     /// and in the data directory (signage file, secret).
     pub fn from_config(
         config: &ServerConfig,
-        site: &Site,
+        loaded: &LoadedSite,
         tokens: &[TokenConfig],
         listen_addr: SocketAddr,
     ) -> Result<Self, SignageError> {
+        let site = &loaded.site;
         let settings = &config.signage;
         let own_url = format!("http://{listen_addr}");
         let queue_token = match &settings.queue_token {
@@ -116,11 +117,7 @@ impl SignageOptions {
         let guide_path: Option<PathBuf> = match &settings.file {
             Some(path) => Some(path.clone()),
             None => {
-                let beside = config
-                    .site
-                    .parent()
-                    .unwrap_or(Path::new("."))
-                    .join("signage.toml");
+                let beside = loaded.dir().join("signage.toml");
                 beside.exists().then_some(beside)
             }
         };

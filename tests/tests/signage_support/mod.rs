@@ -61,7 +61,7 @@ pub async fn config(backend: Backend, dir: &TempDir) -> ServerConfig {
     let mut config = ServerConfig {
         data_dir: dir.path().to_owned(),
         database_url: Some(SecretString::from(database_url)),
-        site: repo().join("sites/ofunato/site.toml"),
+        site: Some(repo().join("sites/ofunato/site.toml")),
         tokens: test_tokens(),
         shutdown_grace: Duration::from_secs(2),
         ..ServerConfig::default()
