@@ -86,6 +86,13 @@ enum Command {
         #[command(subcommand)]
         command: madoguchi::catalog_cli::CatalogCommand,
     },
+    /// A site directory, read locally: `site check DIR` checks every file
+    /// and every reference between them, as a server and a floor gateway
+    /// would read them.
+    Site {
+        #[command(subcommand)]
+        command: madoguchi::site_check::SiteCommand,
+    },
 }
 
 /// The service name traces carry when `OTEL_SERVICE_NAME` is not set.
@@ -216,6 +223,7 @@ fn main() -> ExitCode {
                     .await
             }
             Command::Catalog { command } => madoguchi::catalog_cli::run(command),
+            Command::Site { command } => madoguchi::site_check::run(command),
         }
     });
     {
