@@ -379,3 +379,53 @@ fn the_adoption_guide_names_the_samples_files() {
         );
     }
 }
+
+/// The gateway takes the first `device` token of its token file: in a
+/// file that `madoguchi serve` wrote for two municipalities, that may be
+/// the other municipality's.
+#[test]
+fn a_gateway_token_file_whose_first_device_token_is_another_municipalitys() {
+    let scratch = tempfile::tempdir().unwrap();
+    let site = copy_sample(scratch.path());
+    let text = std::fs::read_to_string(site.join("gateway.toml")).unwrap();
+    let line = text
+        .lines()
+        .position(|l| l.starts_with("token_file = "))
+        .unwrap()
+        + 1;
+    std::fs::create_dir(scratch.path().join(".data")).unwrap();
+    let credentials = |first: &str, second: &str| {
+        format!(
+            "[[tokens]]\ntoken = \"t1\"\nsubject = \"local-device\"\nrole = \"device\"\nmunicipality = \"{first}\"\n\n\
+             [[tokens]]\ntoken = \"t2\"\nsubject = \"local-device\"\nrole = \"device\"\nmunicipality = \"{second}\"\n"
+        )
+    };
+    let file = scratch.path().join(".data/credentials.toml");
+
+    std::fs::write(&file, credentials("032034", "032107")).unwrap();
+    let own_first = check(scratch.path(), "ofunato");
+    assert!(own_first.lines("error").is_empty(), "{}", own_first.stdout);
+
+    std::fs::write(&file, credentials("032107", "032034")).unwrap();
+    let other_first = check(scratch.path(), "ofunato");
+    assert_eq!(
+        other_first.lines("error"),
+        [format!(
+            "ofunato/gateway.toml:{line}: error: token_file .data/credentials.toml: the gateway \
+             uses the file's first device token, which is municipality 032107's, not 032034's"
+        )],
+        "{}",
+        other_first.stdout
+    );
+
+    // Every token's municipality code carries its check digit; the file's
+    // own line is named.
+    std::fs::write(&file, credentials("032034", "032108")).unwrap();
+    let bad_code = check(scratch.path(), "ofunato");
+    assert_eq!(
+        bad_code.lines("error"),
+        [".data/credentials.toml:11: error: tokens[1].municipality: check digit should be 7"],
+        "{}",
+        bad_code.stdout
+    );
+}

@@ -219,6 +219,17 @@ impl Problems {
         self.add(file, line, Severity::Error, message.into());
     }
 
+    /// A problem in a file outside the directory (the gateway's token
+    /// file), named as the gateway would open it.
+    fn error_outside(&mut self, path: &Path, line: Option<usize>, message: impl Into<String>) {
+        self.list.push(Problem {
+            file: path.to_owned(),
+            line,
+            severity: Severity::Error,
+            message: message.into(),
+        });
+    }
+
     fn warning(&mut self, file: &str, line: Option<usize>, message: impl Into<String>) {
         self.add(file, line, Severity::Warning, message.into());
     }

@@ -8,6 +8,7 @@ use std::collections::HashSet;
 use std::path::Path;
 
 use madoguchi_platform::auth::Role;
+use madoguchi_platform::config::TokenConfig;
 use madoguchi_queue::domain::OfficeName;
 
 use super::source::{TomlSource, line_at};
@@ -351,9 +352,9 @@ fn gateway_references(
                 ),
             );
         } else {
-            match crate::credentials::load(token_file) {
-                Err(e) => problems.error(GATEWAY_FILE, line, format!("token_file: {e:#}")),
-                Ok(tokens) => match tokens.iter().find(|t| t.role == Role::Device) {
+            match token_file_tokens(token_file, problems) {
+                None => {}
+                Some(tokens) => match tokens.iter().find(|t| t.role == Role::Device) {
                     None => problems.error(
                         GATEWAY_FILE,
                         line,
@@ -374,6 +375,39 @@ fn gateway_references(
             }
         }
     }
+}
+
+/// The tokens of a credentials file (`credentials.toml`'s format, the
+/// platform's `TokenConfig`, whose municipality codes carry a check
+/// digit); its problems are reported at its own lines.
+fn token_file_tokens(path: &Path, problems: &mut Problems) -> Option<Vec<TokenConfig>> {
+    #[derive(serde::Deserialize)]
+    struct CredentialsFile {
+        tokens: Vec<TokenConfig>,
+    }
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) => {
+            problems.error_outside(path, None, format!("cannot read: {e}"));
+            return None;
+        }
+    };
+    let source = match TomlSource::parse(&text) {
+        Ok(source) => source,
+        Err(errors) => {
+            for e in errors {
+                problems.error_outside(path, e.line, e.message);
+            }
+            return None;
+        }
+    };
+    if let Some(e) = source.shape_error::<CredentialsFile>() {
+        problems.error_outside(path, e.line, e.message);
+        return None;
+    }
+    toml::from_str::<CredentialsFile>(&text)
+        .ok()
+        .map(|file| file.tokens)
 }
 
 /// `kustomization.yaml` generates the ConfigMap a cluster's servers read
