@@ -9,7 +9,8 @@
 //! [cluster]
 //! endpoint = "http://127.0.0.1:50051"
 //! office = "municipalities/032034/offices/main"
-//! token = "…"                       # a `device` token; or token_file
+//! token = "…"                       # a `device` token; or token_file (the `device`
+//!                                   # token of the office's municipality in it)
 //!
 //! [[kiosks]]
 //! id = "k1"

@@ -22,7 +22,7 @@ use madoguchi_proto::prost_types::Timestamp;
 use madoguchi_proto::queue::v1 as pb;
 use madoguchi_proto::signage::v1 as spb;
 use madoguchi_proto::signage::v1::signage_service_client::SignageServiceClient;
-use signage_support::{SignageClient, SseReader, http_get};
+use signage_support::{SignageClient, SseReader, chromium, http_get};
 use tonic::{Code, Status};
 use tonic_types::StatusExt;
 
@@ -30,6 +30,7 @@ on_both_backends!(
     each_city_issues_and_calls_its_own_tickets_and_sees_only_them,
     a_principal_of_one_city_is_refused_on_every_name_of_the_other,
     signage_pages_and_status_urls_are_scoped_by_municipality,
+    the_second_city_s_display_follows_its_own_calls_in_a_browser,
 );
 
 const OFUNATO: &str = "032034";
@@ -677,5 +678,43 @@ async fn signage_pages_and_status_urls_are_scoped_by_municipality(backend: Backe
     assert_eq!(code, 200);
     assert!(index.contains("陸前高田市") && index.contains("大船渡市"));
     assert!(index.contains(&format!("{}/offices/main/display", scope(RIKUZENTAKATA))));
+    t.server.shutdown().await.unwrap();
+}
+
+/// The display page under the second city's scope, in Chromium: its
+/// scripts find their feed under the same scope (the first city's display
+/// runs unscoped in tests/tests/signage_browser.rs), and it shows its own
+/// call, not the call 大船渡市 made just before.
+async fn the_second_city_s_display_follows_its_own_calls_in_a_browser(backend: Backend) {
+    let t = two_cities(backend).await;
+    let mut ofunato = queue(&t, Role::Staff, OFUNATO).await;
+    let mut takata = queue(&t, Role::Staff, RIKUZENTAKATA).await;
+    let page = chromium(1920, 1080).await;
+    page.browser
+        .goto(&format!(
+            "http://{}/signage/municipalities/{RIKUZENTAKATA}/offices/main/display",
+            t.server.addr
+        ))
+        .await
+        .unwrap();
+    page.wait_for_text("#office", "陸前高田市役所").await;
+    let a = issue(&mut ofunato, OFFICE, "certificates", "").await;
+    assert_eq!(call(&mut ofunato, OFFICE, "1").await.name, a.name);
+    let s = issue(&mut takata, RIKUZENTAKATA_OFFICE, "certificates", "").await;
+    assert_eq!(
+        call(&mut takata, RIKUZENTAKATA_OFFICE, "1").await.name,
+        s.name
+    );
+    page.wait_for_text("#calling", "S-001").await;
+    let calling = page
+        .browser
+        .execute(
+            "return [...document.querySelectorAll('#calling .call')].map((c) => c.dataset.number);",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(calling, serde_json::json!(["S-001"]));
+    page.close().await;
     t.server.shutdown().await.unwrap();
 }
