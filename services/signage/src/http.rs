@@ -144,18 +144,6 @@ enum ApiError {
     BadRequest(String),
 }
 
-impl SignageApp {
-    /// The followers of the path's municipality.
-    fn hubs(
-        &self,
-        municipality: Option<&str>,
-    ) -> Result<std::sync::Arc<crate::hub::Hubs>, ApiError> {
-        self.municipality(municipality)
-            .map(|m| m.hubs.clone())
-            .ok_or(ApiError::NotFound("office"))
-    }
-}
-
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, message) = match self {
@@ -297,7 +285,9 @@ async fn office_feed(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let floor = floor(&app, &path)?;
-    let hubs = app.hubs(path.municipality.as_deref())?;
+    let hubs = app
+        .hubs(path.municipality.as_deref())
+        .ok_or(ApiError::NotFound("office"))?;
     let last_event_id = match headers.get("last-event-id") {
         Some(value) => Some(
             value
@@ -325,7 +315,8 @@ async fn ticket_feed(
 ) -> Result<Response, ApiError> {
     let (name, floor) = verified_ticket(&app, &path)?;
     Ok(crate::feed::ticket_feed(
-        app.hubs(path.municipality.as_deref())?,
+        app.hubs(path.municipality.as_deref())
+            .ok_or(ApiError::NotFound("office"))?,
         floor,
         name,
         app.inner.draining.clone(),

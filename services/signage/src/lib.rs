@@ -365,6 +365,11 @@ impl SignageApp {
         }
     }
 
+    /// The office followers of municipality `code` (`None`: the first).
+    fn hubs(&self, code: Option<&str>) -> Option<Arc<Hubs>> {
+        self.municipality(code).map(|m| m.hubs.clone())
+    }
+
     fn floor(&self, code: Option<&str>, office: &str) -> Option<&Floor> {
         self.municipality(code)?.floors.get(office)
     }
@@ -384,7 +389,145 @@ fn parse_ticket_name(name: &str) -> Option<(&str, &str, &str)> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_ticket_name;
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use std::sync::Arc;
+
+    use madoguchi_platform::clock::ManualClock;
+    use secrecy::SecretString;
+
+    use super::*;
+
+    fn two_cities() -> SignageApp {
+        let sites = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../sites");
+        let served = ["ofunato", "rikuzentakata"]
+            .into_iter()
+            .map(|name| SiteSignage {
+                site: Site::load(&sites.join(name).join("site.toml")).unwrap(),
+                queue_token: SecretString::from(format!("display-{name}")),
+                guide: Guide::default(),
+            })
+            .collect();
+        let options = SignageOptions {
+            queue_url: "http://127.0.0.1:1".into(),
+            public_url: "https://madoguchi.example".into(),
+            key: StatusUrlKey::new(SecretString::from("k".repeat(40))).unwrap(),
+            feed: FeedLimits::default(),
+            sites: served,
+        };
+        let clock = Arc::new(ManualClock::new(chrono::DateTime::UNIX_EPOCH));
+        let (_drain, draining) = madoguchi_platform::server::drain_channel();
+        SignageApp::new(options, clock, draining).unwrap()
+    }
+
+    #[test]
+    fn each_site_takes_its_own_display_token_and_single_site_overrides_are_refused() {
+        use madoguchi_platform::types::MunicipalityCode;
+        use secrecy::ExposeSecret;
+        let dir = tempfile::tempdir().unwrap();
+        let sites_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../sites");
+        let loaded: Vec<LoadedSite> = ["ofunato", "rikuzentakata"]
+            .into_iter()
+            .map(|name| {
+                let file = sites_dir.join(name).join("site.toml");
+                LoadedSite {
+                    site: Site::load(&file).unwrap(),
+                    file,
+                }
+            })
+            .collect();
+        let token = |role: Role, code: &str| TokenConfig {
+            token: SecretString::from(format!("{role}-{code}")),
+            subject: "test".into(),
+            role,
+            municipality: MunicipalityCode::parse(code).unwrap(),
+        };
+        let tokens = [
+            token(Role::Staff, "032107"),
+            token(Role::Display, "032107"),
+            token(Role::Display, "032034"),
+        ];
+        let config = ServerConfig {
+            data_dir: dir.path().to_owned(),
+            ..ServerConfig::default()
+        };
+        let addr: SocketAddr = "127.0.0.1:50051".parse().unwrap();
+        let options = SignageOptions::from_config(&config, &loaded, &tokens, addr).unwrap();
+        let served: Vec<(&str, &str)> = options
+            .sites
+            .iter()
+            .map(|s| {
+                (
+                    s.site.municipality.code.as_str(),
+                    s.queue_token.expose_secret(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            served,
+            [("032034", "display-032034"), ("032107", "display-032107")]
+        );
+        // Each site's own signage.toml, read beside its site file.
+        for site in &options.sites {
+            assert!(site.guide.office("main").is_some());
+        }
+
+        let error = SignageOptions::from_config(&config, &loaded, &tokens[..2], addr)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("no display-role token for municipality 032034"),
+            "{error}"
+        );
+
+        let mut overridden = config.clone();
+        overridden.signage.queue_token = Some(SecretString::from("one-city-only"));
+        let error = SignageOptions::from_config(&overridden, &loaded, &tokens, addr)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("signage.queue_token"), "{error}");
+        // With one site it is the override it always was.
+        let one = SignageOptions::from_config(&overridden, &loaded[1..], &tokens, addr).unwrap();
+        assert_eq!(one.sites[0].queue_token.expose_secret(), "one-city-only");
+    }
+
+    #[tokio::test]
+    async fn status_paths_are_scoped_by_the_ticket_s_municipality() {
+        let app = two_cities();
+        let ticket = "municipalities/032107/offices/main/tickets/t-1";
+        let path = app.status_path(ticket).unwrap();
+        let token = app.inner.key.token(ticket);
+        assert_eq!(
+            path,
+            format!("/signage/municipalities/032107/t/main/t-1/{token}")
+        );
+        assert_eq!(
+            app.status_url(ticket).unwrap(),
+            format!("https://madoguchi.example{path}")
+        );
+        // The same ticket id in the other city is another ticket.
+        let other = app
+            .status_path("municipalities/032034/offices/main/tickets/t-1")
+            .unwrap();
+        assert!(other.starts_with("/signage/municipalities/032034/t/main/t-1/"));
+        assert_ne!(other.rsplit('/').next(), Some(token.as_str()));
+        // An unserved municipality or office has no page.
+        for unserved in [
+            "municipalities/131016/offices/main/tickets/t-1",
+            "municipalities/032107/offices/annex/tickets/t-1",
+        ] {
+            assert_eq!(app.status_path(unserved), None, "{unserved}");
+        }
+        // Unscoped paths belong to the first site served.
+        assert_eq!(
+            app.floor(None, "main").unwrap().office_name,
+            "municipalities/032034/offices/main"
+        );
+        assert_eq!(
+            app.floor(Some("032107"), "main").unwrap().office_name,
+            "municipalities/032107/offices/main"
+        );
+    }
 
     #[test]
     fn ticket_names() {
