@@ -9,7 +9,8 @@
 //! [cluster]
 //! endpoint = "http://127.0.0.1:50051"
 //! office = "municipalities/032034/offices/main"
-//! token = "…"                       # a `device` token; or token_file
+//! token = "…"                       # a `device` token; or token_file (the `device`
+//!                                   # token of the office's municipality in it)
 //!
 //! [[kiosks]]
 //! id = "k1"
@@ -356,6 +357,9 @@ impl GatewayConfig {
     }
 
     /// The bearer token: inline, or the `device` token of a credentials file.
+    /// A server serving several municipalities writes one `device` token
+    /// per municipality into the file; the gateway takes the one of its
+    /// office's municipality (an entry without `municipality` matches any).
     pub fn token(&self) -> Result<SecretString, ConfigError> {
         if let Some(token) = &self.cluster.token {
             return Ok(token.clone());
@@ -371,6 +375,8 @@ impl GatewayConfig {
         struct Entry {
             token: SecretString,
             role: String,
+            #[serde(default)]
+            municipality: Option<String>,
         }
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.clone(),
@@ -380,14 +386,34 @@ impl GatewayConfig {
             path: path.clone(),
             message: e.to_string(),
         })?;
+        let municipality = self.municipality();
         credentials
             .tokens
             .into_iter()
-            .find(|t| t.role == "device")
+            .find(|t| {
+                t.role == "device"
+                    && t.municipality
+                        .as_deref()
+                        .is_none_or(|m| Some(m) == municipality)
+            })
             .map(|t| t.token)
             .ok_or_else(|| {
-                ConfigError::Invalid(format!("{}: no token of role device", path.display()))
+                ConfigError::Invalid(format!(
+                    "{}: no token of role device for municipality {}",
+                    path.display(),
+                    municipality.unwrap_or("?")
+                ))
             })
+    }
+
+    /// The municipality code of `cluster.office`
+    /// (`municipalities/{code}/offices/{office}`).
+    pub fn municipality(&self) -> Option<&str> {
+        self.cluster
+            .office
+            .strip_prefix("municipalities/")
+            .and_then(|rest| rest.split_once('/'))
+            .map(|(code, _)| code)
     }
 }
 
@@ -447,5 +473,66 @@ mod tests {
         assert!(GatewayConfig::parse(&bad_register).is_err());
         let shared_port = text.replace("/dev/ttyUSB4", "/dev/ttyUSB3");
         assert!(GatewayConfig::parse(&shared_port).is_err());
+    }
+
+    #[test]
+    fn the_shipped_configurations_load() {
+        let sites = Path::new(env!("CARGO_MANIFEST_DIR")).join("../sites");
+        for (site, code) in [("ofunato", "032034"), ("rikuzentakata", "032107")] {
+            let config = GatewayConfig::load(&sites.join(site).join("gateway.toml"))
+                .unwrap_or_else(|e| panic!("{site}: {e}"));
+            assert_eq!(config.municipality(), Some(code), "{site}");
+        }
+    }
+
+    #[test]
+    fn a_credentials_file_of_several_municipalities_gives_the_office_s_device_token() {
+        use secrecy::ExposeSecret;
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let file = dir.path().join("credentials.toml");
+        std::fs::write(
+            &file,
+            r#"
+            [[tokens]]
+            token = "staff-032034"
+            subject = "s"
+            role = "staff"
+            municipality = "032034"
+            [[tokens]]
+            token = "device-032034"
+            subject = "d"
+            role = "device"
+            municipality = "032034"
+            [[tokens]]
+            token = "device-032107"
+            subject = "d"
+            role = "device"
+            municipality = "032107"
+            "#,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let config_for = |office: &str| {
+            GatewayConfig::parse(&format!(
+                "[cluster]\nendpoint = \"http://127.0.0.1:50051\"\noffice = \"{office}\"\n\
+                 token_file = {:?}\n",
+                file.display().to_string()
+            ))
+            .unwrap_or_else(|e| panic!("{e}"))
+        };
+        for code in ["032034", "032107"] {
+            let token = config_for(&format!("municipalities/{code}/offices/main"))
+                .token()
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(token.expose_secret(), format!("device-{code}"));
+        }
+        let error = config_for("municipalities/131016/offices/main")
+            .token()
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            error.contains("no token of role device for municipality 131016"),
+            "{error}"
+        );
     }
 }

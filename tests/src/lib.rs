@@ -32,6 +32,11 @@ pub use madoguchi_proto::queue::v1 as pb;
 pub const OFFICE: &str = "municipalities/032034/offices/main";
 /// Another municipality (東京都千代田区), for tenancy tests.
 pub const OTHER_MUNICIPALITY: &str = "131016";
+/// The second sample site's municipality (陸前高田市), served beside
+/// 大船渡市 by [`Spawn::sites`].
+pub const RIKUZENTAKATA: &str = "032107";
+/// The office of the second sample site.
+pub const RIKUZENTAKATA_OFFICE: &str = "municipalities/032107/offices/main";
 
 /// A server that was stopped; its database and clock are kept for
 /// [`StoppedServer::restart`].
@@ -109,27 +114,66 @@ pub fn token(role: Role, municipality: &str) -> TokenConfig {
     }
 }
 
-/// Every role in 大船渡市, plus an admin of another municipality.
+/// Every role in 大船渡市 and in 陸前高田市, plus an admin of another
+/// municipality (served by no site).
 pub fn test_tokens() -> Vec<TokenConfig> {
-    let mut tokens: Vec<_> = [
+    let roles = [
         Role::Admin,
         Role::Staff,
         Role::Supervisor,
         Role::Device,
         Role::Display,
         Role::Integrator,
-    ]
-    .into_iter()
-    .map(|role| token(role, "032034"))
-    .collect();
+    ];
+    let mut tokens: Vec<_> = ["032034", RIKUZENTAKATA]
+        .into_iter()
+        .flat_map(|code| roles.into_iter().map(move |role| token(role, code)))
+        .collect();
     tokens.push(token(Role::Admin, OTHER_MUNICIPALITY));
     tokens
 }
 
+/// A sample site directory of the repository, e.g. `sites/ofunato`.
+pub fn sample_dir(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../sites")
+        .join(name)
+}
+
 /// The sample site shipped with the product.
 pub fn sample_site() -> String {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../sites/ofunato/site.toml");
+    sample_site_named("ofunato")
+}
+
+/// The `site.toml` of the sample site directory `name`.
+pub fn sample_site_named(name: &str) -> String {
+    let path = sample_dir(name).join("site.toml");
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The files the services read beside a site file: the forms catalog, the
+/// identity rules and registry sample, the signage data.
+const SITE_DATA_FILES: [&str; 4] = [
+    "catalog.toml",
+    "identity.toml",
+    "residents.csv",
+    "signage.toml",
+];
+
+/// Writes `site` as `dir/site.toml` with the data files of the sample site
+/// directory `sample` that exist beside it; the site file's path.
+fn write_site_dir(dir: &std::path::Path, site: &str, sample: &str) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    let site_path = dir.join("site.toml");
+    std::fs::write(&site_path, site).unwrap_or_else(|e| panic!("{e}"));
+    let sample = sample_dir(sample);
+    for file in SITE_DATA_FILES {
+        if sample.join(file).exists() {
+            std::fs::copy(sample.join(file), dir.join(file))
+                .unwrap_or_else(|e| panic!("{file}: {e}"));
+        }
+    }
+    site_path
 }
 
 /// A server under test.
@@ -157,6 +201,11 @@ pub struct Spawn {
     pub start: chrono::DateTime<chrono::Utc>,
     /// TLS on the server's port; cleartext when unset.
     pub tls: Option<madoguchi_platform::config::TlsFiles>,
+    /// The sample site directory whose data files go beside `site`.
+    pub sample: String,
+    /// Sample site directories served after the first, each written with
+    /// its data files into a directory of its own (see [`Spawn::sites`]).
+    pub more_sites: Vec<String>,
 }
 
 impl Spawn {
@@ -169,6 +218,8 @@ impl Spawn {
                 .map(|t| t.to_utc())
                 .unwrap_or_else(|e| panic!("{e}")),
             tls: None,
+            sample: "ofunato".into(),
+            more_sites: Vec::new(),
         }
     }
 
@@ -177,27 +228,37 @@ impl Spawn {
         self.site = site.into();
         self
     }
+
+    /// Serves the sample sites `names` (directories under `sites/`, e.g.
+    /// `["ofunato", "rikuzentakata"]`) in this order, one municipality
+    /// each: every site's directory is written with its files into the
+    /// server's temporary directory, as a deployment mounts them.
+    pub fn sites(mut self, names: &[&str]) -> Self {
+        let Some((first, more)) = names.split_first() else {
+            panic!("Spawn::sites needs at least one site");
+        };
+        self.site = sample_site_named(first);
+        self.sample = (*first).to_owned();
+        self.more_sites = more.iter().map(|name| (*name).to_owned()).collect();
+        self
+    }
 }
 
 /// Starts a server on port 0.
 pub async fn spawn(options: Spawn) -> TestServer {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let site_path = dir.path().join("site.toml");
-    std::fs::write(&site_path, &options.site).unwrap_or_else(|e| panic!("{e}"));
-    // The services read their data files beside the site file: the forms
-    // catalog, the identity rules and registry sample, the signage data.
-    let sample = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../sites/ofunato");
-    for file in [
-        "catalog.toml",
-        "identity.toml",
-        "residents.csv",
-        "signage.toml",
-    ] {
-        if sample.join(file).exists() {
-            std::fs::copy(sample.join(file), dir.path().join(file))
-                .unwrap_or_else(|e| panic!("{file}: {e}"));
-        }
-    }
+    let site_path = write_site_dir(dir.path(), &options.site, &options.sample);
+    let more_sites: Vec<PathBuf> = options
+        .more_sites
+        .iter()
+        .map(|name| {
+            write_site_dir(
+                &dir.path().join("sites").join(name),
+                &sample_site_named(name),
+                name,
+            )
+        })
+        .collect();
     let database_url = match options.backend {
         Backend::Sqlite => format!("sqlite://{}?mode=rwc", dir.path().join("test.db").display()),
         Backend::Postgres => fresh_postgres_database().await,
@@ -206,6 +267,7 @@ pub async fn spawn(options: Spawn) -> TestServer {
         data_dir: dir.path().to_owned(),
         database_url: Some(SecretString::from(database_url.clone())),
         site: Some(site_path),
+        sites: (!more_sites.is_empty()).then_some(more_sites),
         tokens: test_tokens(),
         tls: options.tls.clone(),
         ..ServerConfig::default()

@@ -51,8 +51,9 @@ async fn grpc_api_answers_and_rejects_precisely(backend: Backend) {
         .unwrap()
         .into_inner();
     assert!(
-        url.url
-            .starts_with("https://madoguchi.city.ofunato.example/signage/t/main/"),
+        url.url.starts_with(
+            "https://madoguchi.city.ofunato.example/signage/municipalities/032034/t/main/"
+        ),
         "{}",
         url.url
     );
@@ -67,6 +68,12 @@ async fn grpc_api_answers_and_rejects_precisely(backend: Backend) {
     assert_eq!(again.url, url.url, "a reprint gets the same url");
     let (status, _, _) = http_get(floor.server.addr, &url.path).await;
     assert_eq!(status, 200);
+    // The first (here the only) municipality served also answers without
+    // its scope, as before several municipalities shared a server.
+    let unscoped = url
+        .path
+        .replacen("/signage/municipalities/032034/", "/signage/", 1);
+    assert_eq!(http_get(floor.server.addr, &unscoped).await.0, 200);
     // One character off, or another ticket's id with this token: not found.
     let mut forged = url.path.clone();
     let last = forged.pop().unwrap();
@@ -78,7 +85,7 @@ async fn grpc_api_answers_and_rejects_precisely(backend: Backend) {
     assert_eq!(
         http_get(
             floor.server.addr,
-            &format!("/signage/t/main/{other_id}/{token}")
+            &format!("/signage/municipalities/032034/t/main/{other_id}/{token}")
         )
         .await
         .0,
@@ -277,7 +284,7 @@ async fn public_responses_carry_protective_headers_and_other_paths_are_404() {
         .unwrap()
         .into_inner()
         .path;
-    let feed_path = status_path.replacen("/signage/t/", "/signage/api/t/", 1) + "/feed";
+    let feed_path = status_path.replacen("/t/", "/api/t/", 1) + "/feed";
 
     let mut routes = vec![
         ("/signage/".to_owned(), 200),
@@ -291,6 +298,18 @@ async fn public_responses_carry_protective_headers_and_other_paths_are_404() {
         ),
         ("/signage/api/offices/main/feed".to_owned(), 200),
         (feed_path, 200),
+        (
+            "/signage/municipalities/032034/offices/main/display".to_owned(),
+            200,
+        ),
+        (
+            "/signage/municipalities/032034/api/offices/main/feed".to_owned(),
+            200,
+        ),
+        (
+            "/signage/municipalities/032107/offices/main/display".to_owned(),
+            404,
+        ),
         ("/signage/offices/annex/display".to_owned(), 404),
         ("/signage/api/offices/main/guide?lang=fr".to_owned(), 400),
         ("/signage/static/site.toml".to_owned(), 404),

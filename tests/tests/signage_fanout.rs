@@ -21,7 +21,7 @@ use madoguchi_platform::site::Site;
 use madoguchi_signage::guide::Guide;
 use madoguchi_signage::hub::FeedLimits;
 use madoguchi_signage::status_url::StatusUrlKey;
-use madoguchi_signage::{SignageApp, SignageOptions};
+use madoguchi_signage::{SignageApp, SignageOptions, SiteSignage};
 use secrecy::SecretString;
 use signage_support::*;
 use tokio::net::TcpListener;
@@ -52,15 +52,18 @@ async fn signage(queue: &Floor, limits: FeedLimits, send_buffer: Option<u32>) ->
     let site = Site::load(&repo().join("sites/ofunato/site.toml")).unwrap();
     let options = SignageOptions {
         queue_url: format!("http://{}", queue.server.addr),
-        queue_token: token(Role::Display, "032034").token,
         public_url: "https://madoguchi.city.ofunato.example".into(),
         key: StatusUrlKey::new(SecretString::from("x".repeat(32))).unwrap(),
-        guide: Guide::default(),
         feed: limits,
+        sites: vec![SiteSignage {
+            site,
+            queue_token: token(Role::Display, "032034").token,
+            guide: Guide::default(),
+        }],
     };
     let (drain, draining) = drain_channel();
     let clock: SharedClock = Arc::new(queue.clock.clone());
-    let app = SignageApp::new(&site, options, clock, draining).unwrap();
+    let app = SignageApp::new(options, clock, draining).unwrap();
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     if let Some(bytes) = send_buffer {
         // Accepted sockets inherit it.

@@ -168,7 +168,7 @@ pub async fn start(
             ) =>
         {
             Some(
-                QueueApp::start(db.clone(), clock.clone(), site, draining.clone())
+                QueueApp::start(db.clone(), clock.clone(), &sites, draining.clone())
                     .await
                     .context("preparing the queue service")?,
             )
@@ -273,8 +273,8 @@ pub async fn start(
                  process never generates its own secret"
             );
         }
-        let options = SignageOptions::from_config(config, loaded, &tokens, addr)?;
-        let signage = SignageApp::new(site, options, clock.clone(), draining.clone())
+        let options = SignageOptions::from_config(config, &sites, &tokens, addr)?;
+        let signage = SignageApp::new(options, clock.clone(), draining.clone())
             .context("preparing the signage service")?;
         signage.register_metrics(&metrics);
         health_names.push(madoguchi_signage::SERVICE_NAME);

@@ -20,7 +20,7 @@ use madoguchi_platform::clock::SharedClock;
 use madoguchi_platform::error::ServiceError;
 use madoguchi_platform::metrics::Metrics;
 use madoguchi_platform::server::Draining;
-use madoguchi_platform::site::Site;
+use madoguchi_platform::site::{LoadedSite, Site};
 use madoguchi_proto::queue::v1::queue_service_server::QueueServiceServer;
 use sea_orm::{DatabaseConnection, DbBackend};
 
@@ -40,16 +40,23 @@ pub struct QueueApp {
 }
 
 impl QueueApp {
-    /// Migrates and seeds the database from `site`, and on PostgreSQL
-    /// starts following other replicas' events.
+    /// Migrates the database and seeds the offices of every served site
+    /// (one per municipality), and on PostgreSQL starts following other
+    /// replicas' events.
+    ///
+    /// One store serves every municipality: its rows are keyed by full
+    /// resource names, and every RPC checks the caller's municipality
+    /// against the name it reads or writes before it touches the store
+    /// (see [`grpc`]), so no municipality sees another's tickets.
     pub async fn start(
         db: DatabaseConnection,
         clock: SharedClock,
-        site: &Site,
+        sites: &[LoadedSite],
         draining: Draining,
     ) -> Result<Self, ServiceError> {
         let store = QueueStore::new(db, clock, EventBus::new());
-        store.prepare(site).await?;
+        let sites: Vec<Site> = sites.iter().map(|loaded| loaded.site.clone()).collect();
+        store.prepare_sites(&sites).await?;
         if store.connection().get_database_backend() == DbBackend::Postgres {
             let pool = store.connection().get_postgres_connection_pool().clone();
             store.bus().spawn_postgres_listener(pool, draining);

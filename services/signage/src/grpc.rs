@@ -73,8 +73,16 @@ fn check_tenant(principal: &Principal, municipality: &str) -> Result<(), Service
 }
 
 impl SignageGrpc {
-    fn known_office(&self, name: &str, office: &str) -> Result<(), ServiceError> {
-        if self.app.floor(office).is_some() {
+    /// Checks that `office` of `municipality` is served here (the tenant
+    /// is checked before, so a caller learns nothing of another
+    /// municipality's offices).
+    fn known_office(
+        &self,
+        name: &str,
+        municipality: &str,
+        office: &str,
+    ) -> Result<(), ServiceError> {
+        if self.app.floor(Some(municipality), office).is_some() {
             Ok(())
         } else {
             Err(ServiceError::not_found("office", name))
@@ -98,12 +106,11 @@ impl SignageService for SignageGrpc {
             return Err(ServiceError::invalid("office", "unparsable").into());
         };
         check_tenant(&principal, municipality)?;
-        self.known_office(&request.office, office)?;
+        self.known_office(&request.office, municipality, office)?;
         let boards = self
             .app
-            .inner
-            .guide
-            .office(office)
+            .municipality(Some(municipality))
+            .and_then(|m| m.guide.office(office))
             .map(|g| {
                 g.signage
                     .boards
@@ -154,7 +161,7 @@ impl SignageService for SignageGrpc {
             return Err(ServiceError::invalid("ticket", "unparsable").into());
         };
         check_tenant(&principal, municipality)?;
-        self.known_office(&request.ticket, office)?;
+        self.known_office(&request.ticket, municipality, office)?;
         // The URL is derived, not looked up: a ticket that does not exist
         // gets a URL whose page answers 404, and nothing is disclosed.
         let (Some(path), Some(url)) = (
@@ -188,10 +195,10 @@ impl SignageService for SignageGrpc {
             return Err(ServiceError::invalid("office", "unparsable").into());
         };
         check_tenant(&principal, municipality)?;
-        self.known_office(&request.office, office)?;
+        self.known_office(&request.office, municipality, office)?;
         let matches = self
             .app
-            .search(office, &request.query, language)
+            .search(Some(municipality), office, &request.query, language)
             .unwrap_or_default()
             .into_iter()
             .map(|m| pb::PurposeMatch {

@@ -665,10 +665,47 @@ mod tests {
     use super::*;
 
     fn shipped() -> (Site, Guide) {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../sites/ofunato");
+        shipped_site("ofunato")
+    }
+
+    fn shipped_site(name: &str) -> (Site, Guide) {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../sites")
+            .join(name);
         let site = Site::load(&dir.join("site.toml")).unwrap();
         let guide = Guide::load(&dir.join("signage.toml"), &site).unwrap();
         (site, guide)
+    }
+
+    #[test]
+    fn every_shipped_site_has_a_valid_signage_file_covering_its_counters_and_categories() {
+        for name in ["ofunato", "rikuzentakata"] {
+            let (site, guide) = shipped_site(name);
+            for office in &site.offices {
+                let signage = &guide.office(&office.id).unwrap().signage;
+                for counter in &office.counters {
+                    assert!(
+                        signage
+                            .boards
+                            .iter()
+                            .any(|b| b.counters.contains(&counter.id)),
+                        "{name}: no board shows counter {}",
+                        counter.id
+                    );
+                }
+                for category in &office.categories {
+                    assert!(
+                        signage.purposes.iter().any(|p| p.category == category.id),
+                        "{name}: no purpose leads to category {}",
+                        category.id
+                    );
+                }
+            }
+        }
+        // The second site's own words find its own counters.
+        let (_, guide) = shipped_site("rikuzentakata");
+        assert_eq!(first(&guide, "こくほ"), "health-insurance");
+        assert_eq!(first(&guide, "ぜいきん"), "tax");
     }
 
     fn first(guide: &Guide, query: &str) -> String {

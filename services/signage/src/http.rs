@@ -5,16 +5,27 @@
 //! than the floor itself shows; the ticket page is reachable only with its
 //! HMAC token.
 //!
+//! Every page and endpoint of a municipality lives under its scope,
+//! `/signage/municipalities/{code}` (written `{scope}` below): one server
+//! may serve several municipalities whose offices share ids (`main`). The
+//! first municipality served also answers with the scope left out
+//! (`/signage/offices/main/display`), so a single-site deployment's
+//! bookmarks, TVs and printed tickets keep working. A status page checks
+//! its token against the ticket name of the scope it was opened under, so
+//! one municipality's ticket URL opened under another's scope (or the
+//! unscoped one, when it is not the first's) is an unknown ticket: 404.
+//!
 //! | path | what |
 //! | --- | --- |
-//! | `/signage/` | index of the offices' pages |
-//! | `/signage/offices/{office}/display` | call display (TV, 1920×1080) |
-//! | `/signage/offices/{office}/guide` | floor guide (touch panel) |
-//! | `/signage/t/{office}/{ticket}/{token}` | ticket status page (phone) |
-//! | `/signage/api/offices/{office}/feed` | office SSE feed (`Last-Event-ID` or `?after=`) |
-//! | `/signage/api/offices/{office}/guide?lang=` | floor map, purposes' ids, notices, ads |
-//! | `/signage/api/offices/{office}/guide/search?q=&lang=` | purpose search |
-//! | `/signage/api/t/{office}/{ticket}/{token}/feed` | ticket SSE feed |
+//! | `/signage/` | index of every municipality's office pages |
+//! | `{scope}/offices/{office}/display` | call display (TV, 1920×1080) |
+//! | `{scope}/offices/{office}/guide` | floor guide (touch panel) |
+//! | `{scope}/t/{office}/{ticket}/{token}` | ticket status page (phone) |
+//! | `{scope}/api/offices/{office}/feed` | office SSE feed (`Last-Event-ID` or `?after=`) |
+//! | `{scope}/api/offices/{office}/guide?lang=` | floor map, purposes' ids, notices, ads |
+//! | `{scope}/api/offices/{office}/guide/search?q=&lang=` | purpose search |
+//! | `{scope}/api/t/{office}/{ticket}/{token}/feed` | ticket SSE feed |
+//! | `/signage/static/{file}` | the pages' scripts and style sheets |
 
 use axum::Json;
 use axum::Router;
@@ -43,24 +54,67 @@ const TICKET_JS: &str = include_str!("../web/ticket.js");
 
 /// The router of the public pages.
 pub fn router(app: SignageApp) -> Router {
-    Router::new()
+    let router = Router::new()
         .route("/signage/", get(index))
-        .route("/signage/offices/{office}/display", get(display_page))
-        .route("/signage/offices/{office}/guide", get(guide_page))
-        .route("/signage/t/{office}/{ticket}/{token}", get(ticket_page))
-        .route("/signage/static/{file}", get(asset))
-        .route("/signage/api/offices/{office}/feed", get(office_feed))
-        .route("/signage/api/offices/{office}/guide", get(guide_data))
+        .route("/signage/static/{file}", get(asset));
+    scoped(
+        scoped(router, "/signage/municipalities/{municipality}"),
+        "/signage",
+    )
+    .layer(axum::middleware::map_response(protective_headers))
+    .with_state(app)
+}
+
+/// `router` with a municipality's pages and endpoints under `scope`.
+fn scoped(router: Router<SignageApp>, scope: &str) -> Router<SignageApp> {
+    router
         .route(
-            "/signage/api/offices/{office}/guide/search",
+            &format!("{scope}/offices/{{office}}/display"),
+            get(display_page),
+        )
+        .route(
+            &format!("{scope}/offices/{{office}}/guide"),
+            get(guide_page),
+        )
+        .route(
+            &format!("{scope}/t/{{office}}/{{ticket}}/{{token}}"),
+            get(ticket_page),
+        )
+        .route(
+            &format!("{scope}/api/offices/{{office}}/feed"),
+            get(office_feed),
+        )
+        .route(
+            &format!("{scope}/api/offices/{{office}}/guide"),
+            get(guide_data),
+        )
+        .route(
+            &format!("{scope}/api/offices/{{office}}/guide/search"),
             get(guide_search),
         )
         .route(
-            "/signage/api/t/{office}/{ticket}/{token}/feed",
+            &format!("{scope}/api/t/{{office}}/{{ticket}}/{{token}}/feed"),
             get(ticket_feed),
         )
-        .layer(axum::middleware::map_response(protective_headers))
-        .with_state(app)
+}
+
+/// The path of an office's page or endpoint; `municipality` is absent on
+/// the unscoped paths (the first municipality served).
+#[derive(Debug, Deserialize)]
+struct OfficePath {
+    #[serde(default)]
+    municipality: Option<String>,
+    office: String,
+}
+
+/// The path of a ticket's status page or feed.
+#[derive(Debug, Deserialize)]
+struct TicketPath {
+    #[serde(default)]
+    municipality: Option<String>,
+    office: String,
+    ticket: String,
+    token: String,
 }
 
 /// What the pages may load: their own scripts, style sheets and images,
@@ -100,8 +154,9 @@ impl IntoResponse for ApiError {
     }
 }
 
-fn floor<'a>(app: &'a SignageApp, office: &str) -> Result<&'a Floor, ApiError> {
-    app.floor(office).ok_or(ApiError::NotFound("office"))
+fn floor<'a>(app: &'a SignageApp, path: &OfficePath) -> Result<&'a Floor, ApiError> {
+    app.floor(path.municipality.as_deref(), &path.office)
+        .ok_or(ApiError::NotFound("office"))
 }
 
 fn page(html: &'static str) -> Response {
@@ -113,21 +168,30 @@ fn page(html: &'static str) -> Response {
 }
 
 async fn index(State(app): State<SignageApp>) -> Html<String> {
-    let mut links = String::new();
-    let mut offices: Vec<_> = app.inner.floors.values().collect();
-    offices.sort_by(|a, b| a.office_id.cmp(&b.office_id));
-    for floor in offices {
-        let id = &floor.office_id;
-        links.push_str(&format!(
-            "<li>{name} — <a href=\"/signage/offices/{id}/display\">呼び出し表示 Call display</a> · \
-             <a href=\"/signage/offices/{id}/guide\">庁舎案内 Floor guide</a></li>",
-            name = escape(&floor.name_ja),
+    let mut sections = String::new();
+    for municipality in &app.inner.municipalities {
+        let code = &municipality.code;
+        let mut offices: Vec<_> = municipality.floors.values().collect();
+        offices.sort_by(|a, b| a.office_id.cmp(&b.office_id));
+        let mut links = String::new();
+        for floor in offices {
+            let id = &floor.office_id;
+            links.push_str(&format!(
+                "<li>{name} — <a href=\"/signage/municipalities/{code}/offices/{id}/display\">\
+                 呼び出し表示 Call display</a> · <a href=\"/signage/municipalities/{code}/offices/{id}/guide\">\
+                 庁舎案内 Floor guide</a></li>",
+                name = escape(&floor.name_ja),
+            ));
+        }
+        sections.push_str(&format!(
+            "<h2>{name} ({code})</h2><ul>{links}</ul>",
+            name = escape(&municipality.name_ja),
         ));
     }
     Html(format!(
         "<!doctype html><html lang=\"ja\"><meta charset=\"utf-8\"><title>Madoguchi signage</title>\
          <link rel=\"stylesheet\" href=\"/signage/static/common.css\"><body class=\"index\">\
-         <h1>Madoguchi signage</h1><ul>{links}</ul></body></html>"
+         <h1>Madoguchi signage</h1>{sections}</body></html>"
     ))
 }
 
@@ -140,33 +204,37 @@ fn escape(text: &str) -> String {
 
 async fn display_page(
     State(app): State<SignageApp>,
-    Path(office): Path<String>,
+    Path(path): Path<OfficePath>,
 ) -> Result<Response, ApiError> {
-    floor(&app, &office)?;
+    floor(&app, &path)?;
     Ok(page(DISPLAY_HTML))
 }
 
 async fn guide_page(
     State(app): State<SignageApp>,
-    Path(office): Path<String>,
+    Path(path): Path<OfficePath>,
 ) -> Result<Response, ApiError> {
-    floor(&app, &office)?;
+    floor(&app, &path)?;
     Ok(page(GUIDE_HTML))
 }
 
-/// Checks a status-page token; a wrong one is indistinguishable from an
-/// unknown ticket.
-fn verified_ticket(
-    app: &SignageApp,
-    office: &str,
-    ticket: &str,
-    token: &str,
-) -> Result<String, ApiError> {
-    floor(app, office)?;
-    let name = app.ticket_name(office, ticket);
-    let plausible = token.len() == TOKEN_CHARS && madoguchi_platform::site::is_resource_id(ticket);
-    if plausible && app.inner.key.verify(&name, token) {
-        Ok(name)
+/// Checks a status-page token against the ticket name of the path's own
+/// municipality and office; a wrong one is indistinguishable from an
+/// unknown ticket. Returns the ticket name and its office's floor.
+fn verified_ticket<'a>(
+    app: &'a SignageApp,
+    path: &TicketPath,
+) -> Result<(String, &'a Floor), ApiError> {
+    let floor = app
+        .floor(path.municipality.as_deref(), &path.office)
+        .ok_or(ApiError::NotFound("office"))?;
+    // The floor's office name carries the municipality the path resolved
+    // to (the first served when the path has none).
+    let name = format!("{}/tickets/{}", floor.office_name, path.ticket);
+    let plausible =
+        path.token.len() == TOKEN_CHARS && madoguchi_platform::site::is_resource_id(&path.ticket);
+    if plausible && app.inner.key.verify(&name, &path.token) {
+        Ok((name, floor))
     } else {
         Err(ApiError::NotFound("ticket"))
     }
@@ -174,9 +242,9 @@ fn verified_ticket(
 
 async fn ticket_page(
     State(app): State<SignageApp>,
-    Path((office, ticket, token)): Path<(String, String, String)>,
+    Path(path): Path<TicketPath>,
 ) -> Result<Response, ApiError> {
-    verified_ticket(&app, &office, &ticket, &token)?;
+    verified_ticket(&app, &path)?;
     Ok(page(TICKET_HTML))
 }
 
@@ -212,11 +280,14 @@ struct FeedQuery {
 
 async fn office_feed(
     State(app): State<SignageApp>,
-    Path(office): Path<String>,
+    Path(path): Path<OfficePath>,
     Query(query): Query<FeedQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let floor = floor(&app, &office)?;
+    let floor = floor(&app, &path)?;
+    let hubs = app
+        .hubs(path.municipality.as_deref())
+        .ok_or(ApiError::NotFound("office"))?;
     let last_event_id = match headers.get("last-event-id") {
         Some(value) => Some(
             value
@@ -231,7 +302,7 @@ async fn office_feed(
     // earlier: it is the newest event the page actually received.
     let after = last_event_id.or(query.after);
     Ok(crate::feed::office_feed(
-        app.inner.hubs.clone(),
+        hubs,
         floor,
         after,
         app.inner.draining.clone(),
@@ -240,12 +311,12 @@ async fn office_feed(
 
 async fn ticket_feed(
     State(app): State<SignageApp>,
-    Path((office, ticket, token)): Path<(String, String, String)>,
+    Path(path): Path<TicketPath>,
 ) -> Result<Response, ApiError> {
-    let name = verified_ticket(&app, &office, &ticket, &token)?;
-    let floor = floor(&app, &office)?;
+    let (name, floor) = verified_ticket(&app, &path)?;
     Ok(crate::feed::ticket_feed(
-        app.inner.hubs.clone(),
+        app.hubs(path.municipality.as_deref())
+            .ok_or(ApiError::NotFound("office"))?,
         floor,
         name,
         app.inner.draining.clone(),
@@ -319,13 +390,15 @@ struct AreaData<'a> {
 
 async fn guide_data(
     State(app): State<SignageApp>,
-    Path(office): Path<String>,
+    Path(path): Path<OfficePath>,
     Query(query): Query<GuideQuery>,
 ) -> Result<Response, ApiError> {
-    let floor = floor(&app, &office)?;
+    let floor = floor(&app, &path)?;
     let lang = language(&query.lang)?;
     let now = app.inner.clock.now();
-    let office_guide = app.inner.guide.office(&office);
+    let office_guide = app
+        .municipality(path.municipality.as_deref())
+        .and_then(|m| m.guide.office(&path.office));
     let floors = office_guide
         .map(|g| {
             g.signage
@@ -402,7 +475,7 @@ async fn guide_data(
 
 async fn guide_search(
     State(app): State<SignageApp>,
-    Path(office): Path<String>,
+    Path(path): Path<OfficePath>,
     Query(query): Query<GuideQuery>,
 ) -> Result<Response, ApiError> {
     let lang = language(&query.lang)?;
@@ -413,7 +486,7 @@ async fn guide_search(
         )));
     }
     let matches = app
-        .search(&office, &query.q, lang)
+        .search(path.municipality.as_deref(), &path.office, &query.q, lang)
         .ok_or(ApiError::NotFound("office"))?;
     Ok(Json(serde_json::json!({ "matches": matches })).into_response())
 }

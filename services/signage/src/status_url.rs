@@ -1,6 +1,10 @@
-//! Ticket status URLs: `/signage/t/{office}/{ticket}/{token}`, where the
-//! token is HMAC-SHA256 of the ticket's resource name under a server
-//! secret, truncated to 128 bits and base64url-encoded.
+//! Ticket status URLs:
+//! `/signage/municipalities/{code}/t/{office}/{ticket}/{token}`, where the
+//! token is HMAC-SHA256 of the ticket's resource name (municipality
+//! included) under a server secret, truncated to 128 bits and
+//! base64url-encoded. One secret serves every municipality: a token
+//! verifies only against the full name it was made from, so one
+//! municipality's URL opened under another's path is an unknown ticket.
 //!
 //! Why an HMAC rather than a stored random token: any replica (and the
 //! gateway, through `GetTicketStatusUrl`) derives the same URL from the

@@ -3,6 +3,17 @@
 // from the last event it handled, and small DOM helpers. No dependencies.
 'use strict';
 
+/**
+ * Where the page sits: `base` is `/signage/municipalities/{code}` (or
+ * `/signage` for the first municipality a server serves), the prefix of
+ * the page's own endpoints; `rest` holds the path's segments after it,
+ * e.g. ['offices', 'main', 'display'] or ['t', office, ticket, token].
+ */
+function pageScope() {
+  const match = location.pathname.match(/^(\/signage(?:\/municipalities\/[0-9]{6})?)\/(.*)$/);
+  return { base: match[1], rest: match[2].split('/') };
+}
+
 /** Creates an element with attributes and children. */
 function el(tag, attrs, ...children) {
   const node = document.createElement(tag);

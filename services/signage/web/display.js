@@ -11,7 +11,8 @@
 // reaches the bound.
 'use strict';
 
-const office = decodeURIComponent(location.pathname.split('/')[3]);
+const scope = pageScope();
+const office = decodeURIComponent(scope.rest[1]);
 const RECENT = 8;
 const SPEAK_FALLBACK_MS = 6000;
 const CHIME_MS = 1200;
@@ -198,7 +199,7 @@ function tick() {
 setInterval(tick, 1000);
 tick();
 
-fetch(`/signage/api/offices/${encodeURIComponent(office)}/guide?lang=ja`)
+fetch(`${scope.base}/api/offices/${encodeURIComponent(office)}/guide?lang=ja`)
   .then((r) => (r.ok ? r.json() : null))
   .then((g) => {
     if (!g) return;
@@ -213,7 +214,7 @@ fetch(`/signage/api/offices/${encodeURIComponent(office)}/guide?lang=ja`)
   })
   .catch(() => {});
 
-follow(`/signage/api/offices/${encodeURIComponent(office)}/feed`, {
+follow(`${scope.base}/api/offices/${encodeURIComponent(office)}/feed`, {
   // A snapshot never moves lastSequence: after a reconnect it may already
   // include calls whose events are still to come, and those must be shown
   // and announced when they arrive.

@@ -4,8 +4,9 @@
 // bring. Notices and sponsored ads fill the slots at the bottom.
 'use strict';
 
-const office = decodeURIComponent(location.pathname.split('/')[3]);
-const api = `/signage/api/offices/${encodeURIComponent(office)}`;
+const scope = pageScope();
+const office = decodeURIComponent(scope.rest[1]);
+const api = `${scope.base}/api/offices/${encodeURIComponent(office)}`;
 const LANGS = [['ja', '日本語'], ['en', 'English'], ['zh', '中文'], ['ko', '한국어'], ['ja-easy', 'やさしいにほんご']];
 const UI = {
   ja: { title: '庁舎案内 — 目的からさがす', placeholder: '例：住民票がほしい・ひっこし・juminhyo', go: '検索', none: '見つかりませんでした。総合案内にお尋ねください。', counter: '番窓口', floor: '階', bring: '持ち物', map: 'フロアマップ', notice: 'お知らせ', ad: '広告' },

@@ -3,8 +3,8 @@
 // personal data: the queue has none, only the anonymous number.
 'use strict';
 
-const parts = location.pathname.split('/'); // ['', 'signage', 't', office, ticket, token]
-const feedUrl = `/signage/api/t/${parts[3]}/${parts[4]}/${parts[5]}/feed`;
+const scope = pageScope(); // rest: ['t', office, ticket, token]
+const feedUrl = `${scope.base}/api/t/${scope.rest[1]}/${scope.rest[2]}/${scope.rest[3]}/feed`;
 // Japanese first, as on the printed ticket; one tap switches to English.
 let lang = 'ja';
 let view = null;

@@ -169,11 +169,22 @@ impl QueueStore {
         &self.bus
     }
 
-    /// Runs migrations and seeds offices, categories and counters from the
-    /// site, in one transaction. On PostgreSQL a transaction-scoped
-    /// advisory lock makes concurrent start-ups of several replicas take
-    /// turns instead of racing to create the same tables.
+    /// [`QueueStore::prepare_sites`] for one site.
     pub async fn prepare(&self, site: &Site) -> Result<(), ServiceError> {
+        self.prepare_sites(std::slice::from_ref(site)).await
+    }
+
+    /// Runs migrations and seeds the offices, categories and counters of
+    /// every served site (one per municipality), in one transaction. On
+    /// PostgreSQL a transaction-scoped advisory lock makes concurrent
+    /// start-ups of several replicas take turns instead of racing to
+    /// create the same tables.
+    ///
+    /// Every row is keyed by its full resource name
+    /// (`municipalities/{code}/offices/{office}/…`), so offices of
+    /// different municipalities with the same id (`main`) never share a
+    /// row, a number sequence, an event log or a writer's turn.
+    pub async fn prepare_sites(&self, sites: &[Site]) -> Result<(), ServiceError> {
         let txn = self.db.begin().await?;
         if txn.get_database_backend() == DbBackend::Postgres {
             // Any constant works; this one spells "madoguchi queue".
@@ -181,12 +192,18 @@ impl QueueStore {
                 .await?;
         }
         migration::Migrator::up(&txn, None).await?;
-        seed(&txn, site).await?;
+        for site in sites {
+            seed(&txn, site).await?;
+        }
         txn.commit().await?;
+        let mut catalog = Catalog::default();
+        for site in sites {
+            add_to_catalog(&mut catalog, site);
+        }
         *self
             .catalog
             .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) = catalog_of(site);
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = catalog;
         Ok(())
     }
 
@@ -1631,9 +1648,10 @@ async fn append_event(
     Ok(event)
 }
 
-fn catalog_of(site: &Site) -> Catalog {
+/// Adds `site`'s offices to `catalog` (keys are full resource names, so
+/// sites of different municipalities never collide).
+fn add_to_catalog(catalog: &mut Catalog, site: &Site) {
     let code = site.municipality.code.as_str();
-    let mut catalog = Catalog::default();
     for office in &site.offices {
         let office_key = format!("municipalities/{code}/offices/{}", office.id);
         catalog.open_minutes.insert(
@@ -1666,7 +1684,6 @@ fn catalog_of(site: &Site) -> Catalog {
             );
         }
     }
-    catalog
 }
 
 /// Upserts the site's offices, categories and counters; categories and
