@@ -380,11 +380,12 @@ fn the_adoption_guide_names_the_samples_files() {
     }
 }
 
-/// The gateway takes the first `device` token of its token file: in a
-/// file that `madoguchi serve` wrote for two municipalities, that may be
-/// the other municipality's.
+/// The gateway takes the `device` token of its office's municipality from
+/// its token file: a file that `madoguchi serve` wrote for two
+/// municipalities serves either city's gateway, in either order; a file
+/// without this city's device token is an error.
 #[test]
-fn a_gateway_token_file_whose_first_device_token_is_another_municipalitys() {
+fn a_gateway_token_file_without_a_device_token_of_its_municipality() {
     let scratch = tempfile::tempdir().unwrap();
     let site = copy_sample(scratch.path());
     let text = std::fs::read_to_string(site.join("gateway.toml")).unwrap();
@@ -408,14 +409,23 @@ fn a_gateway_token_file_whose_first_device_token_is_another_municipalitys() {
 
     std::fs::write(&file, credentials("032107", "032034")).unwrap();
     let other_first = check(scratch.path(), "ofunato");
-    assert_eq!(
-        other_first.lines("error"),
-        [format!(
-            "ofunato/gateway.toml:{line}: error: token_file .data/credentials.toml: the gateway \
-             uses the file's first device token, which is municipality 032107's, not 032034's"
-        )],
+    assert!(
+        other_first.lines("error").is_empty(),
         "{}",
         other_first.stdout
+    );
+
+    std::fs::write(&file, credentials("032107", "032107")).unwrap();
+    let none_own = check(scratch.path(), "ofunato");
+    assert_eq!(
+        none_own.lines("error"),
+        [format!(
+            "ofunato/gateway.toml:{line}: error: token_file .data/credentials.toml: no device \
+             token of municipality 032034 (the gateway takes the device token of its office's \
+             municipality)"
+        )],
+        "{}",
+        none_own.stdout
     );
 
     // Every token's municipality code carries its check digit; the file's

@@ -332,8 +332,9 @@ fn gateway_references(
         }
     }
 
-    // The gateway's token: written inline, or the first `device` token of
-    // a credentials file (read from the gateway's working directory).
+    // The gateway's token: written inline, or the `device` token of its
+    // office's municipality in a credentials file (read from the
+    // gateway's working directory).
     if gateway.cluster.token.is_some() {
         problems.warning(
             GATEWAY_FILE,
@@ -354,24 +355,23 @@ fn gateway_references(
         } else {
             match token_file_tokens(token_file, problems) {
                 None => {}
-                Some(tokens) => match tokens.iter().find(|t| t.role == Role::Device) {
-                    None => problems.error(
-                        GATEWAY_FILE,
-                        line,
-                        format!("token_file {}: no device token", token_file.display()),
-                    ),
-                    Some(token) if token.municipality != office.municipality => problems.error(
-                        GATEWAY_FILE,
-                        line,
-                        format!(
-                            "token_file {}: the gateway uses the file's first device token, which is municipality {}'s, not {}'s",
-                            token_file.display(),
-                            token.municipality,
-                            office.municipality
-                        ),
-                    ),
-                    Some(_) => {}
-                },
+                Some(tokens) => {
+                    if !tokens
+                        .iter()
+                        .any(|t| t.role == Role::Device && t.municipality == office.municipality)
+                    {
+                        problems.error(
+                            GATEWAY_FILE,
+                            line,
+                            format!(
+                                "token_file {}: no device token of municipality {} (the gateway \
+                                 takes the device token of its office's municipality)",
+                                token_file.display(),
+                                office.municipality
+                            ),
+                        );
+                    }
+                }
             }
         }
     }
