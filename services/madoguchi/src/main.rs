@@ -93,6 +93,32 @@ enum Command {
         #[command(subcommand)]
         command: madoguchi::site_check::SiteCommand,
     },
+    /// Prints a generated bearer token of the embedded default
+    /// (`data_dir/credentials.toml`), for grpcurl and scripts: one per
+    /// role and municipality.
+    Token {
+        /// admin, staff, supervisor, device, display or integrator.
+        #[arg(value_parser = parse_role)]
+        role: madoguchi_platform::auth::Role,
+        /// The municipality code (default 大船渡市, 032034) or a resource
+        /// name under it.
+        #[arg(long, short, default_value = "032034")]
+        municipality: String,
+        /// Data directory of the local server.
+        #[arg(long, env = "MADOGUCHI_DATA_DIR", default_value = ".data")]
+        data_dir: PathBuf,
+    },
+}
+
+/// A role as written in `credentials.toml` (`staff`, `device`, …).
+fn parse_role(text: &str) -> Result<madoguchi_platform::auth::Role, String> {
+    #[derive(serde::Deserialize)]
+    struct Wrapped {
+        role: madoguchi_platform::auth::Role,
+    }
+    toml::from_str::<Wrapped>(&format!("role = {text:?}"))
+        .map(|w| w.role)
+        .map_err(|_| "expected admin, staff, supervisor, device, display or integrator".to_owned())
 }
 
 /// The service name traces carry when `OTEL_SERVICE_NAME` is not set.
@@ -224,6 +250,15 @@ fn main() -> ExitCode {
             }
             Command::Catalog { command } => madoguchi::catalog_cli::run(command),
             Command::Site { command } => madoguchi::site_check::run(command),
+            Command::Token {
+                role,
+                municipality,
+                data_dir,
+            } => {
+                let token = madoguchi::credentials::token_for(&data_dir, role, &municipality)?;
+                println!("{}", secrecy::ExposeSecret::expose_secret(&token));
+                Ok(())
+            }
         }
     });
     {
