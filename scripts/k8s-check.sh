@@ -29,7 +29,7 @@ VENV="$TOOLS/k8s-venv"
 OUT="$TOOLS/k8s-check"
 REQUIREMENTS="$ROOT/k8s/tools/requirements.txt"
 K8S_VERSIONS="${K8S_VERSIONS:-1.35 1.37}"
-OVERLAYS=(small-town cluster ofunato)
+OVERLAYS=(small-town cluster ofunato kesen)
 # Rendered and validated like the overlays; applied into the monitoring namespace.
 EXTRAS=(observability)
 export PYTHONDONTWRITEBYTECODE=1

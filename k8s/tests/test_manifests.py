@@ -167,7 +167,7 @@ def test_small_town_is_one_recreated_pod_on_a_volume():
     assert spec["containers"][0]["args"] == ["serve", "--listen", "0.0.0.0:50051"]
 
 
-@pytest.mark.parametrize("overlay_name", ["cluster", "ofunato"])
+@pytest.mark.parametrize("overlay_name", ["cluster", "ofunato", "kesen"])
 def test_cluster_runs_one_deployment_per_service_with_two_services(overlay_name):
     docs = load(overlay_name)
     assert {d["metadata"]["name"] for d in of_kind(docs, "Deployment")} == set(CLUSTER_SERVICES)
@@ -185,7 +185,7 @@ def test_cluster_runs_one_deployment_per_service_with_two_services(overlay_name)
             assert [(p["port"], p["targetPort"]) for p in service["spec"]["ports"]] == [(50051, "grpc")]
 
 
-@pytest.mark.parametrize("overlay_name", ["cluster", "ofunato"])
+@pytest.mark.parametrize("overlay_name", ["cluster", "ofunato", "kesen"])
 def test_in_cluster_clients_resolve_headless_services(overlay_name):
     docs = load(overlay_name)
     wiring = {
@@ -201,7 +201,7 @@ def test_in_cluster_clients_resolve_headless_services(overlay_name):
         assert int(env["MADOGUCHI_MAX_CONNECTION_AGE_MS"]) > 0
 
 
-@pytest.mark.parametrize("overlay_name", ["cluster", "ofunato"])
+@pytest.mark.parametrize("overlay_name", ["cluster", "ofunato", "kesen"])
 def test_each_database_service_connects_as_its_own_role(overlay_name):
     docs = load(overlay_name)
     (cluster,) = of_kind(docs, "Cluster")
@@ -387,6 +387,47 @@ def test_secrets_list_is_used_and_matches_the_documented_commands():
     assert topology.documented_creations() == listed
 
 
+# --- sites -------------------------------------------------------------------
+
+SERVED_SITE_FILES = ("site.toml", "catalog.toml", "identity.toml", "residents.csv", "signage.toml")
+
+
+def site_code(config_map) -> str:
+    found = re.search(r'^code = "(\d{6})"', config_map["data"]["site.toml"], re.MULTILINE)
+    assert found, f"{config_map['metadata']['name']}: no municipality code in site.toml"
+    return found.group(1)
+
+
+@pytest.mark.parametrize("overlay_name,cities", [("ofunato", 1), ("kesen", 2)])
+def test_every_service_reads_each_city_site_from_its_own_mounted_directory(overlay_name, cities):
+    """Each listed site file lies in a mounted ConfigMap holding every file
+    a server reads beside it; the cities' codes differ; every service gets
+    the same list."""
+    docs = load(overlay_name)
+    lists = set()
+    for deployment, spec in pod_specs(docs):
+        where = deployment["metadata"]["name"]
+        container = spec["containers"][0]
+        env = {e["name"]: e.get("value") for e in container.get("env", [])}
+        files = [f for f in (env.get("MADOGUCHI_SITES") or env.get("MADOGUCHI_SITE") or "").split(",") if f]
+        assert len(files) == cities, f"{where}: site files {files}"
+        volumes = {v["name"]: v for v in spec["volumes"]}
+        codes = set()
+        for file in files:
+            directory, _, name = file.rpartition("/")
+            assert name == "site.toml", f"{where}: {file}"
+            (mount,) = [m for m in container["volumeMounts"] if m["mountPath"] == directory]
+            assert mount.get("readOnly"), f"{where}: {directory} is writable"
+            config_map = named(docs, "ConfigMap", volumes[mount["name"]]["configMap"]["name"])
+            missing = [f for f in SERVED_SITE_FILES if f not in config_map["data"]]
+            assert not missing, f"{where}: {config_map['metadata']['name']} lacks {missing}"
+            assert "gateway.toml" not in config_map["data"], "gateway.toml belongs to the floor PC"
+            codes.add(site_code(config_map))
+        assert len(codes) == cities, f"{where}: two site files of one municipality"
+        lists.add(tuple(files))
+    assert len(lists) == 1, f"services read different sites: {lists}"
+
+
 # --- zones ---------------------------------------------------------------
 
 
@@ -431,7 +472,7 @@ def matrix_mismatches(net: Network, cells: dict, own_namespaces: set[str] | None
     return problems
 
 
-@pytest.mark.parametrize("overlay_name", ["cluster", "ofunato"])
+@pytest.mark.parametrize("overlay_name", ["cluster", "ofunato", "kesen"])
 def test_policies_give_exactly_the_documented_reachability(overlay_name):
     rows, columns, cells = topology.reachability_table()
     net = topology.network(load(overlay_name))

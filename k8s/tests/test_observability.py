@@ -400,7 +400,7 @@ def test_podmonitors_name_ports_the_pods_have():
             assert endpoint["port"] in ports[monitor["metadata"]["name"]], monitor["metadata"]["name"]
 
 
-@pytest.mark.parametrize("overlay_name", ["cluster", "ofunato"])
+@pytest.mark.parametrize("overlay_name", ["cluster", "ofunato", "kesen"])
 def test_services_send_traces_to_the_collector(overlay_name):
     docs = observability()
     service = named(docs, "Service", "otel-collector")

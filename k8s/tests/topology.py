@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 RENDER_DIR = Path(os.environ.get("K8S_RENDER_DIR", ROOT / ".ci" / "tools" / "k8s-check" / "render"))
 DEPLOY_MD = ROOT / "docs" / "deploy.md"
 SECRETS_TXT = ROOT / "k8s" / "secrets.txt"
-OVERLAYS = ("small-town", "cluster", "ofunato")
+OVERLAYS = ("small-town", "cluster", "ofunato", "kesen")
 ZONES_HEADING = "## Zones (三層の対策) and reachability"
 
 # Workloads outside the rendered objects that the policies name. The

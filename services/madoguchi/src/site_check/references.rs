@@ -353,25 +353,21 @@ fn gateway_references(
                 ),
             );
         } else {
-            match token_file_tokens(token_file, problems) {
-                None => {}
-                Some(tokens) => {
-                    if !tokens
-                        .iter()
-                        .any(|t| t.role == Role::Device && t.municipality == office.municipality)
-                    {
-                        problems.error(
-                            GATEWAY_FILE,
-                            line,
-                            format!(
-                                "token_file {}: no device token of municipality {} (the gateway \
-                                 takes the device token of its office's municipality)",
-                                token_file.display(),
-                                office.municipality
-                            ),
-                        );
-                    }
-                }
+            if let Some(tokens) = token_file_tokens(token_file, problems)
+                && !tokens
+                    .iter()
+                    .any(|t| t.role == Role::Device && t.municipality == office.municipality)
+            {
+                problems.error(
+                    GATEWAY_FILE,
+                    line,
+                    format!(
+                        "token_file {}: no device token of municipality {} (the gateway \
+                         takes the device token of its office's municipality)",
+                        token_file.display(),
+                        office.municipality
+                    ),
+                );
             }
         }
     }
