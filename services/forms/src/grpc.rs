@@ -45,21 +45,26 @@ const READERS: &[Role] = &[
     Role::Integrator,
 ];
 
-/// What the adapter needs of the municipality.
+/// What the adapter needs of one served municipality: its name and its
+/// own catalog (procedures, life events, certificate kinds and their fees).
 #[derive(Debug, Clone)]
 pub struct Municipality {
     /// 地方公共団体コード.
     pub code: MunicipalityCode,
     /// Name in Japanese.
     pub name_ja: String,
+    /// The municipality's `catalog.toml`.
+    pub catalog: Catalog,
 }
 
 /// The `FormsService` implementation.
 #[derive(Debug, Clone)]
 pub struct FormsGrpc {
     store: FormsStore,
-    catalog: Arc<Catalog>,
-    municipality: Arc<Municipality>,
+    /// Every served municipality by code; a request is answered from the
+    /// entry of the municipality its resource name names, and only after
+    /// [`FormsGrpc::admit`].
+    municipalities: Arc<HashMap<MunicipalityCode, Municipality>>,
     peers: Peers,
     clock: SharedClock,
     font: Option<CjkFont>,
@@ -70,16 +75,19 @@ impl FormsGrpc {
     /// An adapter over its parts.
     pub fn new(
         store: FormsStore,
-        catalog: Arc<Catalog>,
-        municipality: Arc<Municipality>,
+        municipalities: Vec<Municipality>,
         peers: Peers,
         clock: SharedClock,
         font: Option<CjkFont>,
     ) -> Self {
         Self {
             store,
-            catalog,
-            municipality,
+            municipalities: Arc::new(
+                municipalities
+                    .into_iter()
+                    .map(|m| (m.code.clone(), m))
+                    .collect(),
+            ),
             peers,
             clock,
             font,
@@ -94,6 +102,34 @@ impl FormsGrpc {
 
     fn now(&self) -> DateTime<Utc> {
         self.clock.now()
+    }
+
+    /// A served municipality, or NOT_FOUND naming `municipalities/{code}`.
+    fn municipality(&self, code: &MunicipalityCode) -> Result<&Municipality, ServiceError> {
+        self.municipalities.get(code).ok_or_else(|| {
+            ServiceError::not_found("municipality", format!("municipalities/{code}"))
+        })
+    }
+
+    /// Admits `principal` to the municipality `code`: PERMISSION_DENIED
+    /// for another municipality's principal, then NOT_FOUND when this
+    /// service does not serve it. Every use case calls it before reading
+    /// or writing anything of the municipality.
+    fn admit(
+        &self,
+        principal: &Principal,
+        code: &MunicipalityCode,
+    ) -> Result<&Municipality, ServiceError> {
+        principal.check_tenant(code)?;
+        self.municipality(code)
+    }
+
+    /// The catalog of a parsed, served municipality, for validating a
+    /// request before it is admitted (checks against it are skipped for
+    /// an unparsed or unserved name, which fails on its own).
+    fn catalog_of(&self, code: Option<&MunicipalityCode>) -> Option<&Catalog> {
+        code.and_then(|c| self.municipalities.get(c))
+            .map(|m| &m.catalog)
     }
 
     fn today(&self) -> NaiveDate {
@@ -362,10 +398,10 @@ fn validate_strokes(v: &mut Violations, strokes: &[pb::Stroke]) {
 // ------------------------------------------------------------------ use cases
 
 impl FormsGrpc {
-    fn catalog_pb(&self) -> pb::Catalog {
-        let c = &self.catalog;
+    fn catalog_pb(municipality: &Municipality) -> pb::Catalog {
+        let c = &municipality.catalog;
         pb::Catalog {
-            name: format!("municipalities/{}", self.municipality.code),
+            name: format!("municipalities/{}", municipality.code),
             certificate_kinds: c
                 .certificates
                 .iter()
@@ -465,7 +501,7 @@ impl FormsGrpc {
         let Some(office) = office else {
             return Err(ServiceError::invalid("parent", "missing"));
         };
-        principal.check_tenant(&office.municipality)?;
+        self.admit(principal, &office.municipality)?;
         let verification = self.peers.verification(auth, &req.verification).await?;
         if !verification.verified {
             return Err(ServiceError::precondition(
@@ -520,8 +556,9 @@ impl FormsGrpc {
         let mut v = Violations::new();
         let visit_name = v.check("visit", VisitName::parse(&req.visit));
         let municipality = visit_name.as_ref().map(|n| n.office.municipality.clone());
-        let event = self.catalog.life_event(&req.life_event);
-        if event.is_none() {
+        let catalog = self.catalog_of(municipality.as_ref());
+        let event = catalog.and_then(|c| c.life_event(&req.life_event));
+        if catalog.is_some() && event.is_none() {
             v.add("life_event", "not a life event of the catalog");
         }
         let declared = req.declared_household.as_ref();
@@ -644,10 +681,13 @@ impl FormsGrpc {
         }
         let etag = parse_etag(&mut v, &req.etag);
         v.finish()?;
-        let (Some(visit_name), Some(event)) = (visit_name, event) else {
+        let Some(visit_name) = visit_name else {
             return Err(ServiceError::invalid("visit", "missing"));
         };
-        principal.check_tenant(&visit_name.office.municipality)?;
+        let municipality = self.admit(principal, &visit_name.office.municipality)?;
+        let Some(event) = event else {
+            return Err(ServiceError::invalid("life_event", "missing"));
+        };
         let visit = self.store.visit(&visit_name.to_string()).await?;
         if visit.state != pb::VisitState::Open as i32 {
             return Err(ServiceError::precondition(
@@ -705,7 +745,7 @@ impl FormsGrpc {
             }
             v.finish()?;
         }
-        let navigation = navigate(&self.catalog, event, &facts);
+        let navigation = navigate(&municipality.catalog, event, &facts);
 
         // For whom is each procedure done, and may this visitor do it?
         let answer = |q: &str| {
@@ -841,7 +881,7 @@ impl FormsGrpc {
                 procedures: f.procedures.clone(),
             })
             .collect();
-        flags.extend(proxy::blocked_flags(&self.catalog, &items, &people));
+        flags.extend(proxy::blocked_flags(&municipality.catalog, &items, &people));
 
         let mut locked = self
             .store
@@ -902,7 +942,7 @@ impl FormsGrpc {
         let (Some(item), Some(status)) = (item, status) else {
             return Err(ServiceError::invalid("name", "missing"));
         };
-        principal.check_tenant(&item.visit.office.municipality)?;
+        self.admit(principal, &item.visit.office.municipality)?;
         let visit = self.store.visit(&item.visit.to_string()).await?;
         let category = if visit.ticket.is_empty() {
             String::new()
@@ -945,7 +985,7 @@ impl FormsGrpc {
     ) -> Result<pb::TransferForItemResponse, ServiceError> {
         let item = VisitChild::parse(&req.name, "items")
             .map_err(|e| ServiceError::invalid("name", e.to_string()))?;
-        principal.check_tenant(&item.visit.office.municipality)?;
+        self.admit(principal, &item.visit.office.municipality)?;
         let visit = self.store.visit(&item.visit.to_string()).await?;
         let current = visit
             .items
@@ -1055,6 +1095,7 @@ impl FormsGrpc {
         let mut v = Violations::new();
         let visit_name = v.check("parent", VisitName::parse(&req.parent));
         let municipality = visit_name.as_ref().map(|n| n.office.municipality.clone());
+        let catalog = self.catalog_of(municipality.as_ref());
         if req.lines.is_empty() || req.lines.len() > 20 {
             v.add("lines", "must hold 1..=20 line items");
         }
@@ -1066,12 +1107,14 @@ impl FormsGrpc {
                 &line.subject,
                 municipality.as_ref(),
             );
-            match self.catalog.certificate(&line.kind) {
-                None => v.add(
+            match catalog.map(|c| c.certificate(&line.kind)) {
+                // An unserved municipality: NOT_FOUND once admitted.
+                None => {}
+                Some(None) => v.add(
                     format!("{at}.kind"),
                     "not a certificate kind of the catalog",
                 ),
-                Some(kind) => {
+                Some(Some(kind)) => {
                     for (o, option) in line.options.iter().enumerate() {
                         if !kind.options.iter().any(|k| &k.id == option) {
                             v.add(format!("{at}.options[{o}]"), "not an option of this kind");
@@ -1101,7 +1144,7 @@ impl FormsGrpc {
         let Some(visit_name) = visit_name else {
             return Err(ServiceError::invalid("parent", "missing"));
         };
-        principal.check_tenant(&visit_name.office.municipality)?;
+        let municipality = self.admit(principal, &visit_name.office.municipality)?;
         let visit = self.store.visit(&visit_name.to_string()).await?;
         let mut subjects: HashMap<String, id::Resident> = HashMap::new();
         for (i, line) in req.lines.iter().enumerate() {
@@ -1124,14 +1167,7 @@ impl FormsGrpc {
                 )
             })
             .collect();
-        let decisions = self
-            .check_lines(
-                auth,
-                &visit,
-                visit_name.office.municipality.as_str(),
-                &asked,
-            )
-            .await?;
+        let decisions = self.check_lines(auth, &visit, municipality, &asked).await?;
         let kinds: Vec<String> = asked.iter().map(|(_, k, _)| k.clone()).collect();
         if let Some(refused) = proxy::refused_lines(&visit_name.to_string(), &kinds, &decisions) {
             return Err(refused);
@@ -1139,7 +1175,7 @@ impl FormsGrpc {
         let mut total = 0;
         let mut lines = Vec::new();
         for (i, line) in req.lines.iter().enumerate() {
-            let Some(kind) = self.catalog.certificate(&line.kind) else {
+            let Some(kind) = municipality.catalog.certificate(&line.kind) else {
                 continue;
             };
             let fee = kind.fee_yen * i64::from(line.copies);
@@ -1187,7 +1223,7 @@ impl FormsGrpc {
     ) -> Result<pb::CertificateRequest, ServiceError> {
         let name = VisitChild::parse(&req.name, "certificateRequests")
             .map_err(|e| ServiceError::invalid("name", e.to_string()))?;
-        principal.check_tenant(&name.visit.office.municipality)?;
+        let municipality = self.admit(principal, &name.visit.office.municipality)?;
         // Every line is decided again with the documents recorded now: a
         // letter may have expired or been replaced since the draft.
         let visit = self.store.visit(&name.visit.to_string()).await?;
@@ -1208,14 +1244,7 @@ impl FormsGrpc {
                     )
                 })
                 .collect();
-            let decisions = self
-                .check_lines(
-                    auth,
-                    &visit,
-                    name.visit.office.municipality.as_str(),
-                    &asked,
-                )
-                .await?;
+            let decisions = self.check_lines(auth, &visit, municipality, &asked).await?;
             let kinds: Vec<String> = asked.iter().map(|(_, k, _)| k.clone()).collect();
             if let Some(refused) = proxy::refused_lines(&req.name, &kinds, &decisions) {
                 return Err(refused);
@@ -1263,7 +1292,7 @@ impl FormsGrpc {
         let Some(visit_name) = visit_name else {
             return Err(ServiceError::invalid("visit", "missing"));
         };
-        principal.check_tenant(&visit_name.office.municipality)?;
+        self.admit(principal, &visit_name.office.municipality)?;
         let now = self.now();
         let locked = self.store.lock(&visit_name.to_string(), None, true).await?;
         let requests = FormsStore::requests_in(&locked.txn, &locked.row.name).await?;
@@ -1350,12 +1379,13 @@ impl FormsGrpc {
 
     fn application_pdf(
         &self,
+        municipality: &Municipality,
         visit: &pb::Visit,
         request: &pb::CertificateRequest,
         strokes: Option<&[pb::Stroke]>,
     ) -> Result<Vec<u8>, ServiceError> {
         let mut lines = vec![
-            Line::Title(format!("{}長　様", self.municipality.name_ja)),
+            Line::Title(format!("{}長　様", municipality.name_ja)),
             Line::Title("証明書交付申請書".to_owned()),
             Line::Text(format!("申請日: {}", wareki(self.today()))),
         ];
@@ -1364,7 +1394,7 @@ impl FormsGrpc {
             "請求内容（誰の・何を・何通・使用目的）".to_owned(),
         ));
         for (i, line) in request.lines.iter().enumerate() {
-            let kind = self.catalog.certificate(&line.kind);
+            let kind = municipality.catalog.certificate(&line.kind);
             let options: Vec<String> = line
                 .options
                 .iter()
@@ -1420,8 +1450,13 @@ impl FormsGrpc {
         render(self.font()?, lines).map_err(|e| ServiceError::Internal(e.to_string()))
     }
 
-    fn checklist_pdf(&self, visit: &pb::Visit, only_open: bool) -> Result<Vec<u8>, ServiceError> {
-        let event = self
+    fn checklist_pdf(
+        &self,
+        municipality: &Municipality,
+        visit: &pb::Visit,
+        only_open: bool,
+    ) -> Result<Vec<u8>, ServiceError> {
+        let event = municipality
             .catalog
             .life_event(&visit.life_event)
             .map(|e| e.name_ja.as_str())
@@ -1433,7 +1468,7 @@ impl FormsGrpc {
         })];
         lines.push(Line::Text(format!(
             "{}　{}",
-            self.municipality.name_ja,
+            municipality.name_ja,
             wareki(self.today())
         )));
         self.visit_heading(visit, &mut lines);
@@ -1547,7 +1582,7 @@ impl FormsGrpc {
             Ok(pb::DocumentKind::CertificateApplication) => {
                 let name = VisitChild::parse(&req.name, "certificateRequests")
                     .map_err(|e| ServiceError::invalid("name", e.to_string()))?;
-                principal.check_tenant(&name.visit.office.municipality)?;
+                let municipality = self.admit(principal, &name.visit.office.municipality)?;
                 let visit = self.store.visit(&name.visit.to_string()).await?;
                 let request = visit
                     .certificate_requests
@@ -1570,18 +1605,18 @@ impl FormsGrpc {
                     .map(|s| s.strokes.as_slice());
                 Ok(pb::RenderedDocument {
                     media_type: "application/pdf".to_owned(),
-                    content: self.application_pdf(&visit, request, strokes)?,
+                    content: self.application_pdf(municipality, &visit, request, strokes)?,
                     file_name: format!("application-{}.pdf", name.id),
                 })
             }
             Ok(pb::DocumentKind::Checklist) => {
                 let name = VisitName::parse(&req.name)
                     .map_err(|e| ServiceError::invalid("name", e.to_string()))?;
-                principal.check_tenant(&name.office.municipality)?;
+                let municipality = self.admit(principal, &name.office.municipality)?;
                 let visit = self.store.visit(&name.to_string()).await?;
                 Ok(pb::RenderedDocument {
                     media_type: "application/pdf".to_owned(),
-                    content: self.checklist_pdf(&visit, false)?,
+                    content: self.checklist_pdf(municipality, &visit, false)?,
                     file_name: format!("checklist-{}.pdf", name.id),
                 })
             }
@@ -1600,7 +1635,7 @@ impl FormsGrpc {
     ) -> Result<pb::CompleteVisitResponse, ServiceError> {
         let name = VisitName::parse(&req.name)
             .map_err(|e| ServiceError::invalid("name", e.to_string()))?;
-        principal.check_tenant(&name.office.municipality)?;
+        let municipality = self.admit(principal, &name.office.municipality)?;
         let now = self.now();
         let locked = self.store.lock(&name.to_string(), None, true).await?;
         FormsStore::complete(&locked, now).await?;
@@ -1608,7 +1643,7 @@ impl FormsGrpc {
         // Counted once, after the commit; the ticket's legs come from the
         // queue, and a visit whose ticket cannot be read now still counts
         // (without counters).
-        let kpis = match self.visit_kpis(auth, &name.to_string()).await {
+        let kpis = match self.visit_kpis(municipality, auth, &name.to_string()).await {
             Ok(kpis) => Some(kpis),
             Err(error) => {
                 tracing::warn!(%error, "visit kpis without the ticket");
@@ -1627,7 +1662,7 @@ impl FormsGrpc {
             .filter(|i| item_status(i).is_open())
             .cloned()
             .collect();
-        let content = self.checklist_pdf(&visit, true)?;
+        let content = self.checklist_pdf(municipality, &visit, true)?;
         Ok(pb::CompleteVisitResponse {
             open_items,
             open_items_document: Some(pb::RenderedDocument {
@@ -1641,6 +1676,7 @@ impl FormsGrpc {
 
     async fn visit_kpis(
         &self,
+        municipality: &Municipality,
         auth: &Forwarded,
         visit: &str,
     ) -> Result<pb::VisitKpis, ServiceError> {
@@ -1657,7 +1693,7 @@ impl FormsGrpc {
             VisitName::parse(&visit.name)
                 .map(|n| n.office.to_string())
                 .unwrap_or_default(),
-            self.catalog.one_stop_category
+            municipality.catalog.one_stop_category
         );
         Ok(kpi::visit_kpis(
             &visit,
@@ -1694,7 +1730,7 @@ impl FormsGrpc {
         let (Some(office), Some(from), Some(to)) = (office, from, to) else {
             return Err(ServiceError::invalid("parent", "missing"));
         };
-        principal.check_tenant(&office.municipality)?;
+        let municipality = self.admit(principal, &office.municipality)?;
         let names = self
             .store
             .visits_between(
@@ -1705,7 +1741,7 @@ impl FormsGrpc {
             .await?;
         let mut visits = Vec::with_capacity(names.len());
         for name in names {
-            visits.push(self.visit_kpis(auth, &name).await?);
+            visits.push(self.visit_kpis(municipality, auth, &name).await?);
         }
         let csv = kpi::to_csv(&visits);
         Ok(pb::ExportKpisResponse {
@@ -1737,8 +1773,8 @@ impl FormsService for FormsGrpc {
             .and_then(|c| {
                 MunicipalityCode::parse(c).map_err(|e| ServiceError::invalid("name", e.to_string()))
             })?;
-        principal.check_tenant(&code)?;
-        ok(Ok(self.catalog_pb()))
+        let municipality = self.admit(&principal, &code)?;
+        ok(Ok(Self::catalog_pb(municipality)))
     }
 
     async fn start_visit(
@@ -1756,7 +1792,7 @@ impl FormsService for FormsGrpc {
         let (principal, _) = authorize(&request, STAFF)?;
         let name = VisitName::parse(&request.get_ref().name)
             .map_err(|e| ServiceError::invalid("name", e.to_string()))?;
-        principal.check_tenant(&name.office.municipality)?;
+        self.admit(&principal, &name.office.municipality)?;
         ok(self.store.visit(&name.to_string()).await)
     }
 
@@ -1845,8 +1881,10 @@ impl FormsService for FormsGrpc {
         let (principal, auth) = authorize(&request, STAFF)?;
         let name = VisitName::parse(&request.get_ref().visit)
             .map_err(|e| ServiceError::invalid("visit", e.to_string()))?;
-        principal.check_tenant(&name.office.municipality)?;
-        ok(self.visit_kpis(&auth, &name.to_string()).await)
+        let municipality = self.admit(&principal, &name.office.municipality)?;
+        ok(self
+            .visit_kpis(municipality, &auth, &name.to_string())
+            .await)
     }
 
     async fn export_kpis(

@@ -21,11 +21,10 @@ pub mod peers;
 pub mod storage;
 
 use std::path::Path;
-use std::sync::Arc;
 
 use madoguchi_platform::clock::SharedClock;
 use madoguchi_platform::error::ServiceError;
-use madoguchi_platform::site::Site;
+use madoguchi_platform::site::LoadedSite;
 use madoguchi_proto::forms::v1::forms_service_server::FormsServiceServer;
 use sea_orm::DatabaseConnection;
 
@@ -46,20 +45,28 @@ pub struct FormsApp {
 }
 
 impl FormsApp {
-    /// Migrates the forms tables, loads `catalog.toml` beside the site file
-    /// and the CJK font (`font` or the packaged one). A missing font is not
-    /// fatal: everything but PDFs works, and rendering answers
-    /// FAILED_PRECONDITION PDF_FONT_MISSING.
+    /// Serves every municipality of `sites`, each from its own
+    /// `catalog.toml` beside its site file (checked against that site);
+    /// migrates the forms tables and loads the CJK font (`font` or the
+    /// packaged one). A missing font is not fatal: everything but PDFs
+    /// works, and rendering answers FAILED_PRECONDITION PDF_FONT_MISSING.
     pub async fn start(
         db: DatabaseConnection,
         clock: SharedClock,
-        site: &Site,
-        site_path: &Path,
+        sites: &[LoadedSite],
         peers: Peers,
         font: Option<&Path>,
     ) -> Result<Self, ServiceError> {
-        let catalog = Catalog::load_beside(site_path, site)
-            .map_err(|e| ServiceError::Internal(e.to_string()))?;
+        let mut municipalities = Vec::with_capacity(sites.len());
+        for loaded in sites {
+            let catalog = Catalog::load_beside(&loaded.file, &loaded.site)
+                .map_err(|e| ServiceError::Internal(format!("{}: {e}", loaded.file.display())))?;
+            municipalities.push(Municipality {
+                code: loaded.code().clone(),
+                name_ja: loaded.site.municipality.name_ja.clone(),
+                catalog,
+            });
+        }
         let store = FormsStore::new(db);
         store.prepare().await?;
         let font = match CjkFont::find(font) {
@@ -69,18 +76,7 @@ impl FormsApp {
                 None
             }
         };
-        let municipality = Municipality {
-            code: site.municipality.code.clone(),
-            name_ja: site.municipality.name_ja.clone(),
-        };
-        let grpc = FormsGrpc::new(
-            store.clone(),
-            Arc::new(catalog),
-            Arc::new(municipality),
-            peers,
-            clock,
-            font,
-        );
+        let grpc = FormsGrpc::new(store.clone(), municipalities, peers, clock, font);
         Ok(Self { grpc, store })
     }
 

@@ -28,6 +28,42 @@ fn shipped_catalog_passes_the_lint() {
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
+/// 陸前高田市's catalog, the second sample site's: smaller (four life
+/// events), held to the same lint, and checked against its own site file
+/// (its four categories).
+#[test]
+fn rikuzentakata_catalog_passes_the_lint() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../sites/rikuzentakata/site.toml");
+    let site = Site::load(&path).unwrap();
+    let catalog = Catalog::load_beside(&path, &site).unwrap();
+    let problems = catalog.lint(is_known_fact);
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    let events: Vec<&str> = catalog.life_events.iter().map(|e| e.id.as_str()).collect();
+    assert_eq!(events, ["death", "move-out", "move-in", "birth"]);
+    // 戸籍 fees are national (手数料の標準に関する政令), the same in both cities.
+    let ofunato = catalog_of_ofunato_fees();
+    for id in [
+        "koseki-tohon",
+        "joseki-tohon",
+        "kaisei-genkoseki",
+        "koseki-kouiki",
+    ] {
+        assert_eq!(
+            catalog.certificate(id).unwrap().fee_yen,
+            ofunato[id],
+            "{id}"
+        );
+    }
+}
+
+fn catalog_of_ofunato_fees() -> std::collections::HashMap<String, i64> {
+    catalog()
+        .certificates
+        .iter()
+        .map(|c| (c.id.clone(), c.fee_yen))
+        .collect()
+}
+
 #[test]
 fn the_lint_names_each_gap() {
     let mut catalog = catalog();

@@ -323,6 +323,26 @@ mod tests {
     }
 
     #[test]
+    fn shipped_rikuzentakata_identity_file_is_valid() -> Result<(), Box<dyn std::error::Error>> {
+        let path =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../sites/rikuzentakata/identity.toml");
+        let site = IdentitySite::load(&path)?;
+        assert!(
+            site.my_number
+                .handlers
+                .iter()
+                .any(|h| h == "takata-shimin-kojinbango")
+        );
+        assert!(site.procedures()["kokuho-soshitsu"].uses_my_number);
+        let csv = site.registry_csv_path().ok_or("no registry csv")?;
+        let code = madoguchi_platform::types::MunicipalityCode::parse("032107")?;
+        let records = crate::registry::csv::parse(&std::fs::read_to_string(csv)?, &code)
+            .map_err(|v| format!("{v:?}"))?;
+        assert!(records.len() >= 5);
+        Ok(())
+    }
+
+    #[test]
     fn bad_files_are_rejected() {
         let text = r#"
 [[document_kinds]]

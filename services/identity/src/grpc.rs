@@ -1,5 +1,6 @@
 //! The gRPC adapter: authenticate, parse and validate the request (every
-//! violation at once), check the tenant, call [`Identity`], map the
+//! violation at once), admit the caller to the named municipality (its
+//! own, and served here: [`Identity::admit`]), call [`Identity`], map the
 //! error. No identity rule lives here. Nothing here logs request
 //! contents: they are personal data.
 
@@ -166,7 +167,7 @@ impl IdentityService for IdentityGrpc {
         let name = v.check("name", ChildName::parse(&req.name, "residents"));
         v.finish()?;
         let name = name.ok_or_else(|| missing("name"))?;
-        principal.check_tenant(&name.municipality)?;
+        self.identity.admit(&principal, &name.municipality)?;
         Ok(Response::new(
             self.identity.resident(&name).await?.to_proto(),
         ))
@@ -207,7 +208,7 @@ impl IdentityService for IdentityGrpc {
         else {
             return Err(missing("parent").into());
         };
-        principal.check_tenant(parent.code())?;
+        self.identity.admit(&principal, parent.code())?;
         let residents = self
             .identity
             .search(parent.code(), &family, &given, birth)
@@ -225,7 +226,7 @@ impl IdentityService for IdentityGrpc {
         let name = v.check("name", ChildName::parse(&req.name, "households"));
         v.finish()?;
         let name = name.ok_or_else(|| missing("name"))?;
-        principal.check_tenant(&name.municipality)?;
+        self.identity.admit(&principal, &name.municipality)?;
         Ok(Response::new(self.identity.household(&name).await?))
     }
 
@@ -239,7 +240,7 @@ impl IdentityService for IdentityGrpc {
         let parent = v.check("parent", MunicipalityName::parse(&req.parent));
         v.finish()?;
         let parent = parent.ok_or_else(|| missing("parent"))?;
-        principal.check_tenant(parent.code())?;
+        self.identity.admit(&principal, parent.code())?;
         let records = csv::parse(&req.csv, parent.code()).map_err(ServiceError::InvalidArgument)?;
         self.identity
             .store
@@ -266,9 +267,9 @@ impl IdentityService for IdentityGrpc {
         let parent = v.check("parent", MunicipalityName::parse(&req.parent));
         v.finish()?;
         let parent = parent.ok_or_else(|| missing("parent"))?;
-        principal.check_tenant(parent.code())?;
+        let rules = self.identity.admit(&principal, parent.code())?;
         Ok(Response::new(pb::ListDocumentKindsResponse {
-            document_kinds: self.identity.document_kinds(),
+            document_kinds: Identity::document_kinds(rules),
         }))
     }
 
@@ -281,6 +282,7 @@ impl IdentityService for IdentityGrpc {
         let mut v = Violations::new();
         let parent = v.check("parent", MunicipalityName::parse(&req.parent));
         let tenant = parent.as_ref().map(|p| p.code().clone());
+        let served = tenant.as_ref().and_then(|t| self.identity.rules(t).ok());
         let visit = tenant
             .as_ref()
             .and_then(|t| v.check("visit", parse_visit(&req.visit, t)));
@@ -302,7 +304,11 @@ impl IdentityService for IdentityGrpc {
         let mut documents = Vec::new();
         for (i, doc) in req.documents.iter().enumerate() {
             let at = format!("documents[{i}]");
-            if self.identity.kind(&doc.kind).is_none() {
+            // Kinds are the named municipality's own; an unserved one is
+            // reported as NOT_FOUND once the request is otherwise valid.
+            if let Some(rules) = served
+                && rules.kind(&doc.kind).is_none()
+            {
                 v.add(
                     format!("{at}.kind"),
                     format!(
@@ -352,7 +358,7 @@ impl IdentityService for IdentityGrpc {
         let (Some(parent), Some(visit), Some(visitor)) = (parent, visit, visitor) else {
             return Err(missing("parent").into());
         };
-        principal.check_tenant(parent.code())?;
+        self.identity.admit(&principal, parent.code())?;
         let verification = self
             .identity
             .verify(
@@ -381,7 +387,7 @@ impl IdentityService for IdentityGrpc {
         let name = v.check("name", ChildName::parse(&req.name, "verifications"));
         v.finish()?;
         let name = name.ok_or_else(|| missing("name"))?;
-        principal.check_tenant(&name.municipality)?;
+        self.identity.admit(&principal, &name.municipality)?;
         Ok(Response::new(self.identity.verification(&name).await?))
     }
 
@@ -394,6 +400,7 @@ impl IdentityService for IdentityGrpc {
         let mut v = Violations::new();
         let parent = v.check("parent", MunicipalityName::parse(&req.parent));
         let tenant = parent.as_ref().map(|p| p.code().clone());
+        let served = tenant.as_ref().and_then(|t| self.identity.rules(t).ok());
         let verification = child(
             &mut v,
             "verification",
@@ -410,10 +417,12 @@ impl IdentityService for IdentityGrpc {
             let at = format!("procedures[{i}]");
             let policy = match (
                 &procedure.policy,
-                self.identity.procedure(&procedure.procedure),
+                served.and_then(|r| r.procedure(&procedure.procedure)),
             ) {
                 (Some(policy), _) => Some(policy_from_proto(policy)),
                 (None, Some(config)) => Some(config.policy()),
+                // An unserved municipality: NOT_FOUND below.
+                (None, None) if served.is_none() => None,
                 (None, None) => {
                     v.add(
                         format!("{at}.procedure"),
@@ -511,7 +520,7 @@ impl IdentityService for IdentityGrpc {
         let (Some(parent), Some(verification)) = (parent, verification) else {
             return Err(missing("parent").into());
         };
-        principal.check_tenant(parent.code())?;
+        let rules = self.identity.admit(&principal, parent.code())?;
 
         let stored = self.identity.verification(&verification).await?;
         let claim = stored.visitor.as_ref().and_then(|c| {
@@ -586,7 +595,7 @@ impl IdentityService for IdentityGrpc {
             let record = people
                 .get(&subject.id)
                 .ok_or_else(|| missing("procedures"))?;
-            if let Some(config) = self.identity.procedure(&procedure) {
+            if let Some(config) = rules.procedure(&procedure) {
                 // A passed policy cannot widen who may be a subject.
                 policy.allow_non_resident_subject = config.allow_non_resident_subject;
             }
@@ -618,6 +627,7 @@ impl IdentityService for IdentityGrpc {
             })
             .collect();
         Ok(Response::new(self.identity.decide(
+            rules,
             &visitor,
             &decided,
             &letters,
@@ -635,6 +645,7 @@ impl IdentityService for IdentityGrpc {
         let mut v = Violations::new();
         let parent = v.check("parent", MunicipalityName::parse(&req.parent));
         let tenant = parent.as_ref().map(|p| p.code().clone());
+        let served = tenant.as_ref().and_then(|t| self.identity.rules(t).ok());
         let visit = tenant
             .as_ref()
             .and_then(|t| v.check("visit", parse_visit(&req.visit, t)));
@@ -683,7 +694,9 @@ impl IdentityService for IdentityGrpc {
             );
         }
         for (i, procedure) in req.procedures.iter().enumerate() {
-            if self.identity.procedure(procedure).is_none() {
+            if let Some(rules) = served
+                && rules.procedure(procedure).is_none()
+            {
                 v.add(format!("procedures[{i}]"), "unknown procedure");
             }
         }
@@ -700,7 +713,7 @@ impl IdentityService for IdentityGrpc {
         else {
             return Err(missing("parent").into());
         };
-        principal.check_tenant(parent.code())?;
+        self.identity.admit(&principal, parent.code())?;
         let read = self
             .identity
             .submit_card_read(
@@ -734,7 +747,7 @@ impl IdentityService for IdentityGrpc {
         let name = v.check("name", ChildName::parse(&req.name, "cardReads"));
         v.finish()?;
         let name = name.ok_or_else(|| missing("name"))?;
-        principal.check_tenant(&name.municipality)?;
+        self.identity.admit(&principal, &name.municipality)?;
         Ok(Response::new(self.identity.card_read(&name).await?.1))
     }
 
@@ -757,7 +770,7 @@ impl IdentityService for IdentityGrpc {
         }
         v.finish()?;
         let name = name.ok_or_else(|| missing("card_read"))?;
-        principal.check_tenant(&name.municipality)?;
+        self.identity.admit(&principal, &name.municipality)?;
         Ok(Response::new(
             self.identity
                 .read_my_number(&principal, &name, &req.visit, &req.purpose)
@@ -799,7 +812,7 @@ impl IdentityService for IdentityGrpc {
         };
         v.finish()?;
         let parent = parent.ok_or_else(|| missing("parent"))?;
-        principal.check_tenant(parent.code())?;
+        self.identity.admit(&principal, parent.code())?;
         Ok(Response::new(
             self.identity
                 .audit_events(parent.code(), visit.as_deref(), after, page_size as u64)

@@ -21,11 +21,11 @@ pub mod registry;
 pub mod service;
 pub mod storage;
 
-use std::path::Path;
 use std::sync::Arc;
 
 use madoguchi_platform::clock::SharedClock;
 use madoguchi_platform::error::ServiceError;
+use madoguchi_platform::site::LoadedSite;
 use madoguchi_platform::types::MunicipalityCode;
 use madoguchi_proto::identity::v1::identity_service_server::IdentityServiceServer;
 use sea_orm::DatabaseConnection;
@@ -66,52 +66,64 @@ pub struct IdentityApp {
 }
 
 impl IdentityApp {
-    /// Loads `identity.toml` beside `site_file`, migrates, seeds the
-    /// reference registry from the site's CSV when the municipality has no
-    /// rows yet (later changes go through `ImportResidents`), and serves
-    /// the table-backed registry.
+    /// Serves every municipality of `sites`: loads each one's
+    /// `identity.toml` beside its site file, migrates, seeds each
+    /// municipality's reference registry from its own CSV when that
+    /// municipality has no rows yet (later changes go through
+    /// `ImportResidents`), and serves the table-backed registry. Every
+    /// file is checked before anything is written.
     pub async fn start(
         db: DatabaseConnection,
         clock: SharedClock,
-        site_file: &Path,
-        municipality: &MunicipalityCode,
+        sites: &[LoadedSite],
         key: &MyNumberKey,
     ) -> Result<Self, StartError> {
-        let site = IdentitySite::load(&IdentitySite::beside(site_file))?;
+        let mut loaded = Vec::with_capacity(sites.len());
+        let mut seeds = Vec::new();
+        for site in sites {
+            let municipality = site.code();
+            let rules = IdentitySite::load(&IdentitySite::beside(&site.file))?;
+            if let Some(path) = rules.registry_csv_path() {
+                let text = std::fs::read_to_string(&path).map_err(|e| StartError::Registry {
+                    path: path.display().to_string(),
+                    message: e.to_string(),
+                })?;
+                let records = registry::csv::parse(&text, municipality).map_err(|violations| {
+                    StartError::Registry {
+                        path: path.display().to_string(),
+                        message: ServiceError::InvalidArgument(violations).to_string(),
+                    }
+                })?;
+                seeds.push((municipality.clone(), records));
+            }
+            loaded.push((municipality.clone(), rules));
+        }
         let store = IdentityStore::new(db);
         store.migrate().await?;
-        if let Some(path) = site.registry_csv_path() {
-            let text = std::fs::read_to_string(&path).map_err(|e| StartError::Registry {
-                path: path.display().to_string(),
-                message: e.to_string(),
-            })?;
-            let records = registry::csv::parse(&text, municipality).map_err(|violations| {
-                StartError::Registry {
-                    path: path.display().to_string(),
-                    message: ServiceError::InvalidArgument(violations).to_string(),
-                }
-            })?;
-            if store.import_residents(municipality, &records, true).await? {
+        for (municipality, records) in &seeds {
+            if store.import_residents(municipality, records, true).await? {
                 tracing::info!(
+                    %municipality,
                     residents = records.len(),
                     "registry seeded from the site folder"
                 );
             }
         }
         let registry: Arc<dyn ResidentRegistry> = Arc::new(TableRegistry::new(&store));
-        Ok(Self::with_registry(store, registry, clock, key, &site))
+        Ok(Self::with_registry(store, registry, clock, key, &loaded))
     }
 
     /// A service over another `ResidentRegistry` adapter (a city's own
-    /// resident-record system); `store` must be migrated.
+    /// resident-record system) serving the municipalities of `sites`,
+    /// each with its own `identity.toml`; `store` must be migrated.
     pub fn with_registry(
         store: IdentityStore,
         registry: Arc<dyn ResidentRegistry>,
         clock: SharedClock,
         key: &MyNumberKey,
-        site: &IdentitySite,
+        sites: &[(MunicipalityCode, IdentitySite)],
     ) -> Self {
-        let identity = service::build(store, registry, clock, MyNumberCipher::new(key), site);
+        let identity = service::build(store, registry, clock, MyNumberCipher::new(key), sites);
         Self { identity }
     }
 

@@ -34,11 +34,50 @@ pub struct Identity {
     pub(crate) registry: Arc<dyn ResidentRegistry>,
     pub(crate) clock: SharedClock,
     pub(crate) cipher: MyNumberCipher,
-    pub(crate) kinds: Arc<HashMap<String, DocumentKindConfig>>,
-    pub(crate) kind_order: Arc<Vec<String>>,
-    pub(crate) procedures: Arc<HashMap<String, ProcedureConfig>>,
-    pub(crate) handlers: Arc<Vec<String>>,
-    pub(crate) validity_months: u32,
+    pub(crate) rules: Arc<HashMap<MunicipalityCode, Rules>>,
+}
+
+/// One served municipality's identity rules, from its own `identity.toml`:
+/// document kinds, who may request each procedure, its My Number handlers
+/// and how long its 委任状 stay valid. Nothing is shared between
+/// municipalities: a kind, procedure or handler of one is unknown to the
+/// other.
+#[derive(Debug)]
+pub struct Rules {
+    kinds: HashMap<String, DocumentKindConfig>,
+    kind_order: Vec<String>,
+    procedures: HashMap<String, ProcedureConfig>,
+    handlers: Vec<String>,
+    validity_months: u32,
+}
+
+impl Rules {
+    /// The rules of one `identity.toml`.
+    pub fn from_site(site: &IdentitySite) -> Self {
+        Self {
+            kinds: site.kinds(),
+            kind_order: site.document_kinds.iter().map(|k| k.id.clone()).collect(),
+            procedures: site.procedures(),
+            handlers: site.my_number.handlers.clone(),
+            validity_months: site.power_of_attorney.validity_months,
+        }
+    }
+
+    /// A procedure's rules, if the municipality knows it.
+    pub fn procedure(&self, id: &str) -> Option<&ProcedureConfig> {
+        self.procedures.get(id)
+    }
+
+    /// A document kind, if the municipality knows it.
+    pub fn kind(&self, id: &str) -> Option<&DocumentKindConfig> {
+        self.kinds.get(id)
+    }
+
+    /// Whether `subject` is one of the municipality's designated My Number
+    /// handlers (個人番号事務取扱担当者).
+    pub fn is_handler(&self, subject: &str) -> bool {
+        self.handlers.iter().any(|h| h == subject)
+    }
 }
 
 /// A parsed document of `VerifyIdentity`.
@@ -118,14 +157,25 @@ impl Identity {
         self.registry.as_ref()
     }
 
-    /// Known procedure rules.
-    pub fn procedure(&self, id: &str) -> Option<&ProcedureConfig> {
-        self.procedures.get(id)
+    /// The rules of a municipality this service serves, or NOT_FOUND
+    /// naming `municipalities/{code}`.
+    pub fn rules(&self, municipality: &MunicipalityCode) -> Result<&Rules, ServiceError> {
+        self.rules
+            .get(municipality)
+            .ok_or_else(|| ServiceError::not_found("municipality", served_name(municipality)))
     }
 
-    /// Known document kinds.
-    pub fn kind(&self, id: &str) -> Option<&DocumentKindConfig> {
-        self.kinds.get(id)
+    /// Admits `principal` to `municipality`: PERMISSION_DENIED for another
+    /// municipality's principal, then NOT_FOUND for a municipality this
+    /// service does not serve; every handler calls it before touching
+    /// data.
+    pub fn admit(
+        &self,
+        principal: &Principal,
+        municipality: &MunicipalityCode,
+    ) -> Result<&Rules, ServiceError> {
+        principal.check_tenant(municipality)?;
+        self.rules(municipality)
     }
 
     /// A resident or NOT_FOUND.
@@ -204,6 +254,7 @@ impl Identity {
             resident,
             documents,
         } = input;
+        let rules = self.rules(municipality)?;
         let mut violations = Vec::new();
         if let Some(resident) = &resident {
             let record = self.resident(resident).await?;
@@ -216,7 +267,7 @@ impl Identity {
         }
         let mut presented = Vec::with_capacity(documents.len());
         for (i, document) in documents.into_iter().enumerate() {
-            let Some(kind) = self.kind(&document.kind) else {
+            let Some(kind) = rules.kind(&document.kind) else {
                 violations.push(Violation::new(
                     format!("documents[{i}].kind"),
                     "unknown document kind",
@@ -342,6 +393,7 @@ impl Identity {
         municipality: &MunicipalityCode,
         input: CardReadInput,
     ) -> Result<pb::CardRead, ServiceError> {
+        let rules = self.rules(municipality)?;
         let now = micros(self.clock.now());
         let name = ChildName::new(municipality, "cardReads", &new_id()).to_string();
         // The first procedure of the visit that uses My Number justifies
@@ -349,7 +401,7 @@ impl Identity {
         let purpose = input
             .procedures
             .iter()
-            .find(|p| self.procedure(p).is_some_and(|c| c.uses_my_number))
+            .find(|p| rules.procedure(p).is_some_and(|c| c.uses_my_number))
             .cloned();
         let matches: Vec<ResidentRecord> = self
             .registry
@@ -502,11 +554,13 @@ impl Identity {
                 detail,
             )
         };
+        // Only a served municipality has an audit trail to write to.
+        let rules = self.rules(&name.municipality)?;
         let Some(row) = self.store.card_read(&read_name).await? else {
             self.store.insert_audit(deny("no such card read")).await?;
             return Err(ServiceError::not_found("card read", read_name));
         };
-        if !self.handlers.iter().any(|h| h == &principal.subject) {
+        if !rules.is_handler(&principal.subject) {
             self.store
                 .insert_audit(deny("not a designated handler"))
                 .await?;
@@ -524,7 +578,7 @@ impl Identity {
                 "is not the visit of the card read",
             ));
         }
-        if !self.procedure(purpose).is_some_and(|p| p.uses_my_number) {
+        if !rules.procedure(purpose).is_some_and(|p| p.uses_my_number) {
             self.store
                 .insert_audit(deny("purpose does not use my number"))
                 .await?;
@@ -605,12 +659,12 @@ impl Identity {
         })
     }
 
-    /// Every document kind, photo IDs first.
-    pub fn document_kinds(&self) -> Vec<pb::DocumentKind> {
-        let mut kinds: Vec<&DocumentKindConfig> = self
+    /// Every document kind of `rules`' municipality, photo IDs first.
+    pub fn document_kinds(rules: &Rules) -> Vec<pb::DocumentKind> {
+        let mut kinds: Vec<&DocumentKindConfig> = rules
             .kind_order
             .iter()
-            .filter_map(|id| self.kinds.get(id))
+            .filter_map(|id| rules.kinds.get(id))
             .collect();
         kinds.sort_by_key(|k| class_rank(k.class));
         kinds
@@ -624,9 +678,11 @@ impl Identity {
             .collect()
     }
 
-    /// Decides every requested procedure.
+    /// Decides every requested procedure by `rules`' municipality's
+    /// 委任状 validity.
     pub fn decide(
         &self,
+        rules: &Rules,
         visitor: &proxy::Visitor,
         requests: &[(String, proxy::Subject, proxy::Relation, proxy::ProxyPolicy)],
         letters: &[proxy::PowerOfAttorney],
@@ -638,7 +694,7 @@ impl Identity {
             letters,
             representations,
             today: self.today(),
-            validity_months: self.validity_months,
+            validity_months: rules.validity_months,
         };
         let decisions = requests
             .iter()
@@ -658,7 +714,7 @@ impl Identity {
                     subject: subject_name.clone(),
                     allowed: reason.allowed(),
                     reason: reason_to_proto(reason) as i32,
-                    message: reason.message(self.validity_months),
+                    message: reason.message(rules.validity_months),
                 }
             })
             .collect();
@@ -728,23 +784,31 @@ fn reason_to_proto(reason: proxy::Reason) -> pb::ProxyDecisionReason {
     }
 }
 
-/// Builds the shared state from the site file.
+/// `municipalities/{code}`, the name an unserved municipality is reported
+/// under.
+fn served_name(municipality: &MunicipalityCode) -> String {
+    format!("municipalities/{municipality}")
+}
+
+/// Builds the shared state from every served municipality's
+/// `identity.toml`.
 pub fn build(
     store: IdentityStore,
     registry: Arc<dyn ResidentRegistry>,
     clock: SharedClock,
     cipher: MyNumberCipher,
-    site: &IdentitySite,
+    sites: &[(MunicipalityCode, IdentitySite)],
 ) -> Identity {
     Identity {
         store,
         registry,
         clock,
         cipher,
-        kinds: Arc::new(site.kinds()),
-        kind_order: Arc::new(site.document_kinds.iter().map(|k| k.id.clone()).collect()),
-        procedures: Arc::new(site.procedures()),
-        handlers: Arc::new(site.my_number.handlers.clone()),
-        validity_months: site.power_of_attorney.validity_months,
+        rules: Arc::new(
+            sites
+                .iter()
+                .map(|(code, site)| (code.clone(), Rules::from_site(site)))
+                .collect(),
+        ),
     }
 }

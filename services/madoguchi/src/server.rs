@@ -206,15 +206,10 @@ pub async fn start(
         }
         let key = madoguchi_identity::config::load_key(&environment, &config.data_dir)
             .context("loading the my number key")?;
-        let identity = madoguchi_identity::IdentityApp::start(
-            db.clone(),
-            clock.clone(),
-            &loaded.file,
-            &site.municipality.code,
-            &key,
-        )
-        .await
-        .context("preparing the identity service")?;
+        let identity =
+            madoguchi_identity::IdentityApp::start(db.clone(), clock.clone(), &sites, &key)
+                .await
+                .context("preparing the identity service")?;
         health_names.push(madoguchi_identity::SERVICE_NAME);
         routes = routes.add_service(identity.service(config.max_message_bytes));
     }
@@ -231,8 +226,7 @@ pub async fn start(
         let forms = madoguchi_forms::FormsApp::start(
             db.clone(),
             clock.clone(),
-            site,
-            &loaded.file,
+            &sites,
             peers,
             config.forms.font.as_deref(),
         )
@@ -250,8 +244,7 @@ pub async fn start(
         let pos = madoguchi_pos::PosApp::start(
             db.clone(),
             clock.clone(),
-            site,
-            &loaded.file,
+            &sites,
             config.pos.forms_url.as_deref().unwrap_or(&this),
             draining.clone(),
         )

@@ -3,7 +3,6 @@
 //! No POS rule lives here.
 
 use std::pin::Pin;
-use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::NaiveDate;
@@ -22,8 +21,8 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use crate::domain::{
-    MAX_COUNTED_YEN, MAX_FLOAT_YEN, MAX_LINES, Method, NestedName, OfficeChild, OfficeName,
-    Outcome, PricedLine, is_request_id,
+    FeeSchedule, MAX_COUNTED_YEN, MAX_FLOAT_YEN, MAX_LINES, Method, NestedName, OfficeChild,
+    OfficeName, Outcome, PricedLine, is_request_id,
 };
 use crate::peers::{FormsPeer, Forwarded};
 use crate::storage::{NewOrder, NewPayment, NewRefund, PosStore, Scope};
@@ -52,25 +51,30 @@ pub struct PosGrpc {
     forms: FormsPeer,
     clock: SharedClock,
     draining: Draining,
-    municipality: Arc<MunicipalityCode>,
 }
 
 impl PosGrpc {
     /// An adapter over `store`; streams end when `draining` fires.
-    pub fn new(
-        store: PosStore,
-        forms: FormsPeer,
-        clock: SharedClock,
-        draining: Draining,
-        municipality: MunicipalityCode,
-    ) -> Self {
+    pub fn new(store: PosStore, forms: FormsPeer, clock: SharedClock, draining: Draining) -> Self {
         Self {
             store,
             forms,
             clock,
             draining,
-            municipality: Arc::new(municipality),
         }
+    }
+
+    /// Admits `principal` to `municipality`: PERMISSION_DENIED for another
+    /// municipality's principal, then NOT_FOUND when this service does not
+    /// serve it. Every handler calls it before reading or writing; the
+    /// municipality's fee schedule comes with the admission.
+    fn admit(
+        &self,
+        principal: &Principal,
+        municipality: &MunicipalityCode,
+    ) -> Result<&FeeSchedule, ServiceError> {
+        principal.check_tenant(municipality)?;
+        self.store.fees(municipality)
     }
 }
 
@@ -152,7 +156,7 @@ impl PosService for PosGrpc {
         }
         v.finish()?;
         let register = exists(register)?;
-        principal.check_tenant(&register.office.municipality)?;
+        self.admit(&principal, &register.office.municipality)?;
         Ok(Response::new(
             self.store
                 .open_session(&register, req.float_yen, &principal.subject)
@@ -173,7 +177,7 @@ impl PosService for PosGrpc {
         }
         v.finish()?;
         let register = exists(register)?;
-        principal.check_tenant(&register.office.municipality)?;
+        self.admit(&principal, &register.office.municipality)?;
         Ok(Response::new(
             self.store
                 .close_session(&register, req.counted_cash_yen, &principal.subject)
@@ -211,8 +215,10 @@ impl PosService for PosGrpc {
         if req.lines.len() > MAX_LINES {
             v.add("lines", format!("at most {MAX_LINES} lines"));
         }
+        // The office's municipality prices the lines, with its own fees.
+        let mut fees = None;
         if let Some(office) = &office {
-            principal.check_tenant(&office.municipality)?;
+            fees = Some(self.admit(&principal, &office.municipality)?);
             if from_request
                 && !req
                     .certificate_request
@@ -224,21 +230,22 @@ impl PosService for PosGrpc {
                 );
             }
         }
-        let fees = self.store.fees();
         let mut lines: Vec<PricedLine> = Vec::new();
         for (i, line) in req.lines.iter().enumerate() {
-            if let Some(priced) = fees.price(
-                &mut v,
-                &format!("lines[{i}]"),
-                &line.fee_item,
-                line.copies,
-                &line.exemption_reason,
-            ) {
+            if let Some(fees) = fees
+                && let Some(priced) = fees.price(
+                    &mut v,
+                    &format!("lines[{i}]"),
+                    &line.fee_item,
+                    line.copies,
+                    &line.exemption_reason,
+                )
+            {
                 lines.push(priced);
             }
         }
         v.finish()?;
-        let office = exists(office)?;
+        let (office, fees) = (exists(office)?, exists(fees)?);
         if from_request {
             let cert = self
                 .forms
@@ -315,7 +322,7 @@ impl PosService for PosGrpc {
         let req = request.into_inner();
         let order = OfficeChild::parse(&req.name, "orders")
             .map_err(|e| ServiceError::invalid("name", e))?;
-        principal.check_tenant(&order.office.municipality)?;
+        self.admit(&principal, &order.office.municipality)?;
         Ok(Response::new(
             self.store.order_pb_by_name(&order.to_string()).await?,
         ))
@@ -345,7 +352,7 @@ impl PosService for PosGrpc {
         }
         v.finish()?;
         let (order, register, method) = (exists(order)?, exists(register)?, exists(method)?);
-        principal.check_tenant(&order.office.municipality)?;
+        self.admit(&principal, &order.office.municipality)?;
         Ok(Response::new(
             self.store
                 .create_payment(NewPayment {
@@ -367,7 +374,7 @@ impl PosService for PosGrpc {
         let principal = authorize(&request, WATCHERS)?;
         let name = NestedName::payment(&request.get_ref().name)
             .map_err(|e| ServiceError::invalid("name", e))?;
-        principal.check_tenant(&name.office.municipality)?;
+        self.admit(&principal, &name.office.municipality)?;
         Ok(Response::new(self.store.get_payment(&name.name).await?))
     }
 
@@ -378,7 +385,7 @@ impl PosService for PosGrpc {
         let principal = authorize(&request, CASHIERS)?;
         let name = NestedName::payment(&request.get_ref().name)
             .map_err(|e| ServiceError::invalid("name", e))?;
-        principal.check_tenant(&name.office.municipality)?;
+        self.admit(&principal, &name.office.municipality)?;
         Ok(Response::new(self.store.abort_payment(&name.name).await?))
     }
 
@@ -402,7 +409,7 @@ impl PosService for PosGrpc {
         bounded_code(&mut v, "terminal_trace", &req.terminal_trace, 32);
         v.finish()?;
         let (name, outcome) = (exists(name)?, exists(outcome)?);
-        principal.check_tenant(&name.office.municipality)?;
+        self.admit(&principal, &name.office.municipality)?;
         Ok(Response::new(
             self.store
                 .report_outcome(
@@ -436,7 +443,7 @@ impl PosService for PosGrpc {
         bounded_code(&mut v, "approval_number", &req.approval_number, 20);
         v.finish()?;
         let (name, outcome) = (exists(name)?, exists(outcome)?);
-        principal.check_tenant(&name.office.municipality)?;
+        self.admit(&principal, &name.office.municipality)?;
         let code = match outcome {
             Outcome::Approved => "RESOLVED-APPROVED",
             _ => "RESOLVED-DECLINED",
@@ -467,7 +474,7 @@ impl PosService for PosGrpc {
         let request_id = request_id(&mut v, "request_id", &req.request_id);
         v.finish()?;
         let name = exists(name)?;
-        principal.check_tenant(&name.office.municipality)?;
+        self.admit(&principal, &name.office.municipality)?;
         Ok(Response::new(
             self.store
                 .refund(NewRefund {
@@ -507,7 +514,7 @@ impl PosService for PosGrpc {
         }
         v.finish()?;
         let name = exists(name)?;
-        principal.check_tenant(&name.office.municipality)?;
+        self.admit(&principal, &name.office.municipality)?;
         Ok(Response::new(
             self.store
                 .refund(NewRefund {
@@ -540,7 +547,7 @@ impl PosService for PosGrpc {
         bounded_code(&mut v, "terminal_result_code", &req.terminal_result_code, 8);
         v.finish()?;
         let (name, outcome) = (exists(name)?, exists(outcome)?);
-        principal.check_tenant(&name.office.municipality)?;
+        self.admit(&principal, &name.office.municipality)?;
         Ok(Response::new(
             self.store
                 .report_refund_outcome(&name.name, outcome)
@@ -555,7 +562,7 @@ impl PosService for PosGrpc {
         let principal = authorize(&request, CASHIERS)?;
         let name = NestedName::payment(&request.get_ref().payment)
             .map_err(|e| ServiceError::invalid("payment", e))?;
-        principal.check_tenant(&name.office.municipality)?;
+        self.admit(&principal, &name.office.municipality)?;
         Ok(Response::new(self.store.reprint(&name.name).await?))
     }
 
@@ -583,7 +590,7 @@ impl PosService for PosGrpc {
             Scope::Register(r) => &r.office.municipality,
             Scope::Office(o) => &o.municipality,
         };
-        principal.check_tenant(municipality)?;
+        self.admit(&principal, municipality)?;
         let day = day.unwrap_or_else(|| BusinessDay::of(self.clock.now()));
         Ok(Response::new(self.store.daily_close(&scope, day).await?))
     }
@@ -612,7 +619,7 @@ impl PosService for PosGrpc {
         }
         v.finish()?;
         let (office, start, end) = (exists(office)?, exists(start)?, exists(end)?);
-        principal.check_tenant(&office.municipality)?;
+        self.admit(&principal, &office.municipality)?;
         let (csv, rows) = self.store.export(&office, start, end).await?;
         Ok(Response::new(pb::ExportReconciliationResponse {
             csv,
@@ -636,10 +643,7 @@ impl PosService for PosGrpc {
         });
         v.finish()?;
         let register = exists(register)?;
-        principal.check_tenant(&register.office.municipality)?;
-        if register.office.municipality != *self.municipality {
-            return Err(ServiceError::not_found("register", register.to_string()).into());
-        }
+        self.admit(&principal, &register.office.municipality)?;
         // A register that was never opened has an empty log; a gateway may
         // start following it before staff open it.
         let head = match self.store.register(&register).await {

@@ -16,13 +16,11 @@ pub mod notify;
 pub mod peers;
 pub mod storage;
 
-use std::path::Path;
-
 use madoguchi_catalog::Catalog;
 use madoguchi_platform::clock::SharedClock;
 use madoguchi_platform::error::ServiceError;
 use madoguchi_platform::server::Draining;
-use madoguchi_platform::site::Site;
+use madoguchi_platform::site::{LoadedSite, Site};
 use madoguchi_proto::pos::v1::pos_service_server::PosServiceServer;
 use sea_orm::{DatabaseConnection, DbBackend};
 
@@ -43,34 +41,32 @@ pub struct PosApp {
 }
 
 impl PosApp {
-    /// Loads the fee schedule from `catalog.toml` beside the site file,
-    /// migrates the POS tables and, on PostgreSQL, starts following other
-    /// replicas' events. `forms_url` is the forms service that certificate
-    /// requests are read from.
+    /// Serves every municipality of `sites`, each with the fee schedule of
+    /// its own `catalog.toml` beside its site file; migrates the POS tables,
+    /// seeds every site's offices and, on PostgreSQL, starts following
+    /// other replicas' events. `forms_url` is the forms service that
+    /// certificate requests are read from.
     pub async fn start(
         db: DatabaseConnection,
         clock: SharedClock,
-        site: &Site,
-        site_path: &Path,
+        sites: &[LoadedSite],
         forms_url: &str,
         draining: Draining,
     ) -> Result<Self, ServiceError> {
-        let catalog = Catalog::load_beside(site_path, site)
-            .map_err(|e| ServiceError::Internal(e.to_string()))?;
-        let fees = FeeSchedule::from_catalog(&catalog);
-        let store = PosStore::new(db, clock.clone(), EventBus::new(), site, fees);
-        store.prepare(site).await?;
+        let mut schedules = Vec::with_capacity(sites.len());
+        for loaded in sites {
+            let catalog = Catalog::load_beside(&loaded.file, &loaded.site)
+                .map_err(|e| ServiceError::Internal(format!("{}: {e}", loaded.file.display())))?;
+            schedules.push((&loaded.site, FeeSchedule::from_catalog(&catalog)));
+        }
+        let store = PosStore::new(db, clock.clone(), EventBus::new(), &schedules);
+        let all: Vec<&Site> = sites.iter().map(|s| &s.site).collect();
+        store.prepare(&all).await?;
         if store.connection().get_database_backend() == DbBackend::Postgres {
             let pool = store.connection().get_postgres_connection_pool().clone();
             notify::listen(store.bus(), pool, draining.clone());
         }
-        let grpc = PosGrpc::new(
-            store.clone(),
-            FormsPeer::new(forms_url)?,
-            clock,
-            draining,
-            site.municipality.code.clone(),
-        );
+        let grpc = PosGrpc::new(store.clone(), FormsPeer::new(forms_url)?, clock, draining);
         Ok(Self { grpc, store })
     }
 

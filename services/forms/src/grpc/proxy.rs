@@ -288,7 +288,10 @@ impl FormsGrpc {
                 ok = false;
             }
             for (s, id) in letter.scope.iter().enumerate() {
-                if self.catalog.certificate(id).is_none() && self.catalog.procedure(id).is_none() {
+                let unknown = self
+                    .catalog_of(municipality)
+                    .is_some_and(|c| c.certificate(id).is_none() && c.procedure(id).is_none());
+                if unknown {
                     v.add(
                         format!("{at}.scope[{s}]"),
                         "not a certificate kind or procedure of the catalog",
@@ -395,7 +398,7 @@ impl FormsGrpc {
         let Some(visit_name) = visit_name else {
             return Err(ServiceError::invalid("visit", "missing"));
         };
-        principal.check_tenant(&visit_name.office.municipality)?;
+        let municipality = self.admit(principal, &visit_name.office.municipality)?;
         let mut visit = self.store.visit(&visit_name.to_string()).await?;
         if visit.state != pb::VisitState::Open as i32 {
             return Err(ServiceError::precondition(
@@ -456,7 +459,7 @@ impl FormsGrpc {
                     .unwrap_or_default(),
                 subject: i.acts_for.clone(),
                 relation: id::SubjectRelation::Unspecified as i32,
-                policy: self
+                policy: municipality
                     .catalog
                     .procedure(
                         i.procedure
@@ -525,7 +528,7 @@ impl FormsGrpc {
             .filter(|f| f.id != BLOCKED_FLAG)
             .cloned()
             .collect();
-        flags.extend(blocked_flags(&self.catalog, &all, &people));
+        flags.extend(blocked_flags(&municipality.catalog, &all, &people));
         locked.header.flags = flags;
         FormsStore::save_header(&locked, &locked.header).await?;
         self.store
@@ -540,7 +543,7 @@ impl FormsGrpc {
         &self,
         auth: &Forwarded,
         visit: &pb::Visit,
-        municipality: &str,
+        municipality: &super::Municipality,
         lines: &[(String, String, pb::Relation)],
     ) -> Result<Vec<id::ProcedureDecision>, ServiceError> {
         let requested: Vec<id::RequestedProcedure> = lines
@@ -549,7 +552,7 @@ impl FormsGrpc {
                 procedure: kind.clone(),
                 subject: subject.clone(),
                 relation: super::subject_relation(*relation) as i32,
-                policy: self
+                policy: municipality
                     .catalog
                     .certificate(kind)
                     .map(|k| policy(&k.requesters)),
@@ -560,7 +563,7 @@ impl FormsGrpc {
             .check_proxy(
                 auth,
                 id::CheckProxyRequest {
-                    parent: format!("municipalities/{municipality}"),
+                    parent: format!("municipalities/{}", municipality.code),
                     verification: visit.verification.clone(),
                     procedures: requested,
                     powers_of_attorney: letters,

@@ -130,8 +130,8 @@ impl Harness {
         let clock = ManualClock::new(visit_day());
         let shared: SharedClock = Arc::new(clock.clone());
         let key = SecretBox::new(Box::new(KEY));
-        let ofunato = MunicipalityCode::parse("032034").expect("code");
-        let app = IdentityApp::start(db, shared, &site_file(), &ofunato, &key)
+        let sites = madoguchi_platform::site::load_sites(&[site_file()]).expect("site file");
+        let app = IdentityApp::start(db, shared, &sites, &key)
             .await
             .expect("identity starts");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

@@ -30,7 +30,7 @@ use chrono::{DateTime, Utc};
 use madoguchi_platform::clock::SharedClock;
 use madoguchi_platform::error::ServiceError;
 use madoguchi_platform::site::Site;
-use madoguchi_platform::types::BusinessDay;
+use madoguchi_platform::types::{BusinessDay, MunicipalityCode};
 use madoguchi_proto::pos::v1 as pb;
 use madoguchi_proto::prost::Message;
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
@@ -67,7 +67,9 @@ pub struct PosStore {
     db: DatabaseConnection,
     clock: SharedClock,
     bus: EventBus,
-    names: Arc<Names>,
+    /// Each served municipality's receipt name and fee schedule, by
+    /// municipality code.
+    names: Arc<HashMap<MunicipalityCode, Names>>,
     counts: PaymentCounts,
 }
 
@@ -163,22 +165,33 @@ fn reused(request_id: &str, field: &str) -> ServiceError {
 }
 
 impl PosStore {
-    /// A store on `db`; call [`PosStore::prepare`] before use.
+    /// A store on `db` serving the municipalities of `sites`, each with
+    /// its own fee schedule (`fees`, in the same order); call
+    /// [`PosStore::prepare`] before use.
     pub fn new(
         db: DatabaseConnection,
         clock: SharedClock,
         bus: EventBus,
-        site: &Site,
-        fees: FeeSchedule,
+        sites: &[(&Site, FeeSchedule)],
     ) -> Self {
         Self {
             db,
             clock,
             bus,
-            names: Arc::new(Names {
-                municipality_ja: site.municipality.name_ja.clone(),
-                fees,
-            }),
+            names: Arc::new(
+                sites
+                    .iter()
+                    .map(|(site, fees)| {
+                        (
+                            site.municipality.code.clone(),
+                            Names {
+                                municipality_ja: site.municipality.name_ja.clone(),
+                                fees: fees.clone(),
+                            },
+                        )
+                    })
+                    .collect(),
+            ),
             counts: PaymentCounts::default(),
         }
     }
@@ -224,15 +237,31 @@ impl PosStore {
         &self.bus
     }
 
-    /// The fee schedule.
-    pub fn fees(&self) -> &FeeSchedule {
-        &self.names.fees
+    /// A served municipality's receipt name and fee schedule, or NOT_FOUND
+    /// naming `municipalities/{code}`.
+    fn names(&self, municipality: &MunicipalityCode) -> Result<&Names, ServiceError> {
+        self.names.get(municipality).ok_or_else(|| {
+            ServiceError::not_found("municipality", format!("municipalities/{municipality}"))
+        })
     }
 
-    /// Runs migrations and seeds the offices from the site, in one
+    /// The names of the municipality a stored office name belongs to.
+    fn names_of_office(&self, office: &str) -> Result<&Names, ServiceError> {
+        let name = OfficeName::parse(office)
+            .map_err(|e| ServiceError::Internal(format!("stored office {office}: {e}")))?;
+        self.names(&name.municipality)
+    }
+
+    /// The fee schedule of a served municipality (its own catalog's), or
+    /// NOT_FOUND naming `municipalities/{code}`.
+    pub fn fees(&self, municipality: &MunicipalityCode) -> Result<&FeeSchedule, ServiceError> {
+        self.names(municipality).map(|n| &n.fees)
+    }
+
+    /// Runs migrations and seeds the offices of every site, in one
     /// transaction (on PostgreSQL under an advisory lock, so replicas that
     /// start together take turns).
-    pub async fn prepare(&self, site: &Site) -> Result<(), ServiceError> {
+    pub async fn prepare(&self, sites: &[&Site]) -> Result<(), ServiceError> {
         let txn = self.db.begin().await?;
         if txn.get_database_backend() == DbBackend::Postgres {
             // Any constant works; this one spells "madoguchi pos".
@@ -240,7 +269,10 @@ impl PosStore {
                 .await?;
         }
         migration::Migrator::up(&txn, None).await?;
-        for o in &site.offices {
+        for (site, o) in sites
+            .iter()
+            .flat_map(|site| site.offices.iter().map(move |o| (site, o)))
+        {
             let name = format!("municipalities/{}/offices/{}", site.municipality.code, o.id);
             office::Entity::insert(office::ActiveModel {
                 name: Set(name),
@@ -482,7 +514,12 @@ impl PosStore {
             .filter(payment::Column::State.is_in(live_states()))
             .one(&self.db)
             .await?;
-        Ok(records::order_pb(&row, &lines, live.as_ref(), &self.names))
+        Ok(records::order_pb(
+            &row,
+            &lines,
+            live.as_ref(),
+            self.names_of_office(&row.office)?,
+        ))
     }
 
     /// Takes a payment; see `CreatePayment`.
@@ -658,7 +695,7 @@ impl PosStore {
             &lines,
             &office_row.name_ja,
             reprint,
-            &self.names,
+            self.names_of_office(&row.office)?,
         ))
     }
 
