@@ -13,9 +13,9 @@
 //!   municipality the server does not serve is NOT_FOUND with its name in
 //!   the `ResourceInfo` detail.
 //!
-//! The server is started here with `ServerConfig::sites` (the harness's
-//! `spawn` serves one site); the queue still serves only the first site,
-//! so these visits carry no queue ticket.
+//! The server is started here with `ServerConfig::sites` and this file's
+//! own tokens (a My Number handler subject in each city); the floor side
+//! (tickets, signage) of the same isolation is tests/tests/tenancy_floor.rs.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 

@@ -123,10 +123,6 @@ pub async fn start(
 ) -> anyhow::Result<RunningServer> {
     let sites = load_sites(&config.site_files())?;
     let codes: Vec<_> = sites.iter().map(|s| s.code().clone()).collect();
-    // TODO(issue 20): every service takes all of `sites`; until then they
-    // serve the first.
-    let loaded = &sites[0];
-    let site = &loaded.site;
     let mut tokens = config.tokens.clone();
     if let Some(file) = &config.credentials_file {
         tokens.extend(crate::credentials::load(file).context(
