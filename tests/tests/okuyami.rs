@@ -1193,4 +1193,58 @@ async fn move_in_from_a_declared_household(backend: Backend) {
     ] {
         assert!(text.contains(needle), "{needle} missing in {text}");
     }
+
+    // The 住民異動届 is filled from the same declaration and signed once
+    // with everything else.
+    one_stop
+        .sign_visit(f::SignVisitRequest {
+            visit: visit.name.clone(),
+            strokes: strokes(),
+        })
+        .await
+        .unwrap();
+    let notification = one_stop
+        .render_document(f::RenderDocumentRequest {
+            name: visit.name.clone(),
+            kind: f::DocumentKind::MoveInNotification as i32,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(notification.media_type, "application/pdf");
+    let text = pdf_text(&notification.content);
+    let household = shinrai_family();
+    let mut needles = vec![
+        "住民異動届（転入届）".to_owned(),
+        "大船渡市長 あて".to_owned(),
+        "異動日（住み始めた日）: 令和8年3月28日".to_owned(),
+        "盛町字下舘下18番地1".to_owned(),
+        format!("異動した人（{}人）", household.members.len()),
+    ];
+    for member in &household.members {
+        let n = member.person_name.as_ref().unwrap();
+        needles.push(format!("{} {}", n.family_name, n.given_name));
+    }
+    for needle in &needles {
+        assert!(text.contains(needle.as_str()), "{needle} missing in {text}");
+    }
+    assert!(
+        !text.contains("（未署名）"),
+        "the visit's signature is on it"
+    );
+
+    // A visit without a declared move-in has nothing to fill it from.
+    let okuyami = open_okuyami_visit(&t).await;
+    let status = one_stop
+        .render_document(f::RenderDocumentRequest {
+            name: okuyami.name.clone(),
+            kind: f::DocumentKind::MoveInNotification as i32,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
+    assert_eq!(
+        status.get_details_error_info().map(|i| i.reason),
+        Some("NO_DECLARED_MOVE_IN".to_owned())
+    );
 }

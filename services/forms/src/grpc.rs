@@ -1573,6 +1573,97 @@ impl FormsGrpc {
         render(self.font()?, lines).map_err(|e| ServiceError::Internal(e.to_string()))
     }
 
+    /// The 住民異動届 of a 転入, from the declared household: written once
+    /// at the navigator, printed here for the resident's one signature.
+    fn move_in_pdf(
+        &self,
+        municipality: &Municipality,
+        visit: &pb::Visit,
+        signatures: &[pb::Signature],
+    ) -> Result<Vec<u8>, ServiceError> {
+        let Some(household) = visit
+            .declared_household
+            .as_ref()
+            .filter(|h| h.address.is_some())
+        else {
+            return Err(ServiceError::precondition(
+                "NO_DECLARED_MOVE_IN",
+                visit.name.clone(),
+                "the visit has no household declared with a 転入先: navigate a 転入 from \
+                 the visitor's declaration first",
+            ));
+        };
+        let mut lines = vec![Line::Title("住民異動届（転入届）".to_owned())];
+        lines.push(Line::Text(format!(
+            "{}長 あて　届出日: {}",
+            municipality.name_ja,
+            wareki(self.today())
+        )));
+        if let Some(date) = visit.event_date.as_ref().and_then(date_from) {
+            lines.push(Line::Text(format!(
+                "異動日（住み始めた日）: {}",
+                wareki(date)
+            )));
+        }
+        lines.push(Line::Text("異動の種類: 転入".to_owned()));
+        lines.push(Line::Text(format!(
+            "新しい住所: {}",
+            address_line(household.address.as_ref())
+        )));
+        let head = household
+            .members
+            .iter()
+            .find(|m| m.relation == pb::RelationToHead::Head as i32);
+        lines.push(Line::Text(format!(
+            "世帯主: {}",
+            full_name(head.and_then(|m| m.person_name.as_ref()))
+        )));
+        lines.push(Line::Text(
+            "前住所: 転出証明書（またはマイナンバーカードの転出情報）のとおり".to_owned(),
+        ));
+        lines.push(Line::Heading(format!(
+            "異動した人（{}人）",
+            household.members.len()
+        )));
+        for member in &household.members {
+            let kana = member
+                .person_name
+                .as_ref()
+                .map(|n| format!("{} {}", n.family_name_kana, n.given_name_kana))
+                .filter(|k| !k.trim().is_empty())
+                .map(|k| format!("（{k}）"))
+                .unwrap_or_default();
+            lines.push(Line::Indented(format!(
+                "{}{}　{}生　続柄: {}",
+                full_name(member.person_name.as_ref()),
+                kana,
+                member
+                    .birth_date
+                    .as_ref()
+                    .and_then(date_from)
+                    .map(wareki)
+                    .unwrap_or_default(),
+                relation_to_head_ja(member.relation)
+            )));
+        }
+        lines.push(Line::Gap);
+        self.visit_heading(visit, &mut lines);
+        lines.push(Line::Text("届出人の署名".to_owned()));
+        // One signature covers every document of the visit; the latest
+        // one is the resident's current consent.
+        match signatures.iter().rev().find(|s| !s.strokes.is_empty()) {
+            Some(signature) => lines.push(Line::Signature(
+                signature
+                    .strokes
+                    .iter()
+                    .map(|s| s.points.iter().map(|p| (p.x, p.y)).collect())
+                    .collect(),
+            )),
+            None => lines.push(Line::Text("（未署名）".to_owned())),
+        }
+        render(self.font()?, lines).map_err(|e| ServiceError::Internal(e.to_string()))
+    }
+
     async fn render_document(
         &self,
         principal: &Principal,
@@ -1620,9 +1711,21 @@ impl FormsGrpc {
                     file_name: format!("checklist-{}.pdf", name.id),
                 })
             }
+            Ok(pb::DocumentKind::MoveInNotification) => {
+                let name = VisitName::parse(&req.name)
+                    .map_err(|e| ServiceError::invalid("name", e.to_string()))?;
+                let municipality = self.admit(principal, &name.office.municipality)?;
+                let visit = self.store.visit(&name.to_string()).await?;
+                let signatures = self.store.signatures(&visit.name).await?;
+                Ok(pb::RenderedDocument {
+                    media_type: "application/pdf".to_owned(),
+                    content: self.move_in_pdf(municipality, &visit, &signatures)?,
+                    file_name: format!("move-in-{}.pdf", name.id),
+                })
+            }
             _ => Err(ServiceError::invalid(
                 "kind",
-                "must be CERTIFICATE_APPLICATION or CHECKLIST",
+                "must be CERTIFICATE_APPLICATION, CHECKLIST or MOVE_IN_NOTIFICATION",
             )),
         }
     }

@@ -131,8 +131,12 @@ pub enum VisitCommand {
         /// Visit id or resource name.
         visit: String,
         /// Certificate request id.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "move_in")]
         request: Option<String>,
+        /// The 住民異動届 of a 転入 navigated from a declared household,
+        /// instead of the checklist.
+        #[arg(long)]
+        move_in: bool,
         /// Output PDF file.
         #[arg(long, short)]
         out: PathBuf,
@@ -656,12 +660,17 @@ pub async fn run(args: ClientArgs, command: VisitCommand) -> anyhow::Result<()> 
         VisitCommand::Print {
             visit,
             request,
+            move_in,
             out,
         } => {
             let (name, kind) = match request {
                 Some(r) => (
                     format!("{}/certificateRequests/{r}", visit_name(&args, &visit)),
                     f::DocumentKind::CertificateApplication,
+                ),
+                None if move_in => (
+                    visit_name(&args, &visit),
+                    f::DocumentKind::MoveInNotification,
                 ),
                 None => (visit_name(&args, &visit), f::DocumentKind::Checklist),
             };
