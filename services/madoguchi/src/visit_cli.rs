@@ -55,8 +55,19 @@ pub enum VisitCommand {
         #[arg(long)]
         event: String,
         /// The person the event is about (resident id).
+        #[arg(
+            long,
+            required_unless_present = "household",
+            conflicts_with = "household"
+        )]
+        subject: Option<String>,
+        /// For an event before registration (a 転入, a birth): a TOML file
+        /// of the household the visitor declares — `subject` (index),
+        /// `[address]` (the 転入先) and `[[members]]` (names, `birth_date`,
+        /// `relation`, `insurance`, `school_year`, `source`); see
+        /// docs/catalog.md.
         #[arg(long)]
-        subject: String,
+        household: Option<PathBuf>,
         /// Event date (和暦 or ISO); default: the registry's date of death, or today.
         #[arg(long)]
         date: Option<String>,
@@ -216,6 +227,125 @@ fn visit_name(args: &ClientArgs, visit: &str) -> String {
     } else {
         format!("{}/visits/{visit}", args.office)
     }
+}
+
+/// A declared household as written in a file (`visit navigate
+/// --household`): the same fields as `DeclaredHousehold`, with words for
+/// its enums.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HouseholdFile {
+    /// Index in `members` of the person the event is about.
+    #[serde(default)]
+    subject: u32,
+    /// The 転入先 (required for a 転入).
+    address: Option<AddressFile>,
+    members: Vec<MemberFile>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AddressFile {
+    #[serde(default)]
+    postal_code: String,
+    /// Default: the municipality of `--office`.
+    municipality_code: Option<String>,
+    prefecture: String,
+    municipality: String,
+    street: String,
+    #[serde(default)]
+    building: String,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MemberFile {
+    family_name: String,
+    given_name: String,
+    #[serde(default)]
+    family_name_kana: String,
+    #[serde(default)]
+    given_name_kana: String,
+    /// ISO or 和暦.
+    birth_date: String,
+    /// head, spouse, child, parent or other.
+    relation: String,
+    /// national-health-insurance, late-elderly-medical, employee or none.
+    #[serde(default)]
+    insurance: Option<String>,
+    /// 学年 1..=9, 0 when not in compulsory school.
+    #[serde(default)]
+    school_year: u32,
+    /// card (read from the My Number card) or typed (the default).
+    #[serde(default)]
+    source: Option<String>,
+}
+
+/// Reads a declared household file; the server checks every field again.
+fn read_household(
+    args: &ClientArgs,
+    file: &std::path::Path,
+) -> anyhow::Result<f::DeclaredHousehold> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let parsed: HouseholdFile =
+        toml::from_str(&text).with_context(|| format!("parsing {}", file.display()))?;
+    let office_code = municipality(args)
+        .strip_prefix("municipalities/")
+        .unwrap_or_default()
+        .to_owned();
+    let mut members = Vec::with_capacity(parsed.members.len());
+    for (i, m) in parsed.members.into_iter().enumerate() {
+        let at = |field: &str| format!("{}: members[{i}].{field}", file.display());
+        let relation = match m.relation.as_str() {
+            "head" => f::RelationToHead::Head,
+            "spouse" => f::RelationToHead::Spouse,
+            "child" => f::RelationToHead::Child,
+            "parent" => f::RelationToHead::Parent,
+            "other" => f::RelationToHead::Other,
+            _ => anyhow::bail!("{}: head, spouse, child, parent or other", at("relation")),
+        };
+        let insurance = match m.insurance.as_deref().unwrap_or("none") {
+            "none" => f::DeclaredInsurance::Unspecified,
+            "national-health-insurance" => f::DeclaredInsurance::NationalHealthInsurance,
+            "late-elderly-medical" => f::DeclaredInsurance::LateElderlyMedical,
+            "employee" => f::DeclaredInsurance::Employee,
+            _ => anyhow::bail!(
+                "{}: national-health-insurance, late-elderly-medical, employee or none",
+                at("insurance")
+            ),
+        };
+        let source = match m.source.as_deref().unwrap_or("typed") {
+            "typed" => f::MemberSource::Typed,
+            "card" => f::MemberSource::MyNumberCard,
+            _ => anyhow::bail!("{}: card or typed", at("source")),
+        };
+        members.push(f::DeclaredMember {
+            person_name: Some(JapaneseName {
+                family_name: m.family_name,
+                given_name: m.given_name,
+                family_name_kana: m.family_name_kana,
+                given_name_kana: m.given_name_kana,
+            }),
+            birth_date: Some(parse_date(&m.birth_date).with_context(|| at("birth_date"))?),
+            relation: relation as i32,
+            insurance: insurance as i32,
+            school_year: m.school_year,
+            source: source as i32,
+        });
+    }
+    Ok(f::DeclaredHousehold {
+        members,
+        subject_index: parsed.subject,
+        address: parsed.address.map(|a| madoguchi_proto::types::v1::Address {
+            postal_code: a.postal_code,
+            municipality_code: a.municipality_code.unwrap_or_else(|| office_code.clone()),
+            prefecture: a.prefecture,
+            municipality: a.municipality,
+            street: a.street,
+            building: a.building,
+        }),
+    })
 }
 
 /// An ISO date (2026-04-01) or a 和暦 one (令和8年4月1日, R8.4.1).
@@ -441,6 +571,7 @@ pub async fn run(args: ClientArgs, command: VisitCommand) -> anyhow::Result<()> 
             visit,
             event,
             subject,
+            household,
             date,
             answers,
             relations,
@@ -493,14 +624,16 @@ pub async fn run(args: ClientArgs, command: VisitCommand) -> anyhow::Result<()> 
                 .navigate_life_event(f::NavigateLifeEventRequest {
                     visit: visit_name(&args, &visit),
                     life_event: event,
-                    subject: resident(&args, &subject),
+                    subject: subject.map(|s| resident(&args, &s)).unwrap_or_default(),
                     event_date,
                     event_date_wareki,
                     answers: parsed,
                     relations: people,
                     etag: String::new(),
-                    // The CLI navigates from registered residents only.
-                    declared_household: None,
+                    declared_household: match &household {
+                        Some(file) => Some(read_household(&args, file)?),
+                        None => None,
+                    },
                 })
                 .await?
                 .into_inner();

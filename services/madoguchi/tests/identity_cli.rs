@@ -51,13 +51,12 @@ fn row<'a>(out: &'a str, procedure: &str) -> &'a str {
         .unwrap_or_else(|| panic!("{procedure} not in {out}"))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_kakanai_visit_with_the_identity_and_visit_commands() {
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+/// `madoguchi serve` on the sample site in `dir`; its child and URL.
+async fn serve(dir: &Path) -> (tokio::process::Child, String) {
     let mut server = tokio::process::Command::new(BIN)
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .env("MADOGUCHI_ADMIN_LISTEN", "127.0.0.1:0")
-        .arg(dir.path())
+        .arg(dir)
         .arg("--site")
         .arg(site())
         .env_remove("MADOGUCHI_DATABASE_URL")
@@ -78,7 +77,13 @@ async fn a_kakanai_visit_with_the_identity_and_visit_commands() {
     })
     .await
     .unwrap_or_else(|_| panic!("server did not start"));
-    let url = format!("http://{addr}");
+    (server, format!("http://{addr}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kakanai_visit_with_the_identity_and_visit_commands() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let (mut server, url) = serve(dir.path()).await;
     let data = dir.path().to_owned();
     // The server runs on the real clock: the letter is dated last week.
     let letter_date = (chrono::Utc::now() + chrono::Duration::hours(9) - chrono::Duration::days(7))
@@ -327,6 +332,145 @@ async fn a_kakanai_visit_with_the_identity_and_visit_commands() {
         assert!(done.contains("年金事務所"), "{done}");
         let pdf = std::fs::read(&out).unwrap_or_else(|e| panic!("{e}"));
         assert!(pdf.starts_with(b"%PDF"));
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    server.kill().await.unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// A family moving in is not in the registry: staff write the household
+/// the father declares into a file once, the navigator runs from it, and
+/// the 住民異動届 is printed from the same data with his one signature.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_move_in_navigated_from_a_declared_household_file() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let (mut server, url) = serve(dir.path()).await;
+    let data = dir.path().to_owned();
+    let household = data.join("household.toml");
+    std::fs::write(
+        &household,
+        r#"subject = 0
+
+[address]
+postal_code = "0220002"
+prefecture = "岩手県"
+municipality = "大船渡市"
+street = "盛町字下舘下18番地1"
+
+[[members]]
+family_name = "新来"
+given_name = "健"
+family_name_kana = "シンライ"
+given_name_kana = "ケン"
+birth_date = "1988-05-10"
+relation = "head"
+insurance = "employee"
+source = "card"
+
+[[members]]
+family_name = "新来"
+given_name = "舞"
+birth_date = "平成2年7月1日"
+relation = "spouse"
+insurance = "employee"
+source = "card"
+
+[[members]]
+family_name = "新来"
+given_name = "陽"
+birth_date = "2017-09-15"
+relation = "child"
+insurance = "employee"
+school_year = 2
+source = "card"
+
+[[members]]
+family_name = "新来"
+given_name = "結"
+birth_date = "2022-02-10"
+relation = "child"
+insurance = "employee"
+"#,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+
+    tokio::task::spawn_blocking(move || {
+        let run = |group: &str, args: &[&str]| {
+            cli(&url, &data, group, args).unwrap_or_else(|e| panic!("{group} {args:?}: {e}"))
+        };
+        run("queue", &["issue", "--category", "life-events"]);
+        run("queue", &["call-next", "--counter", "3"]);
+        let started = run(
+            "visit",
+            &[
+                "start",
+                "--family",
+                "新来",
+                "--given",
+                "健",
+                "--birth",
+                "1988-05-10",
+                "--document",
+                "my-number-card",
+                "--ticket",
+                "B001",
+            ],
+        );
+        let visit = id_after(&started, "visit ");
+        let household_arg = household.to_string_lossy().into_owned();
+        let navigate = |extra: &[&str]| {
+            let mut args = vec![
+                "navigate",
+                visit.as_str(),
+                "--event",
+                "move-in",
+                "--household",
+                household_arg.as_str(),
+                "--date",
+                "2026-03-28",
+                "--answer",
+                "has_my_number_card=yes",
+                "--answer",
+                "needs_childcare=yes",
+                "--answer",
+                "has_driving_licence=yes",
+                "--answer",
+                "owns_car=no",
+                "--answer",
+                "wants_seal_registration=no",
+            ];
+            args.extend_from_slice(extra);
+            cli(&url, &data, "visit", &args)
+        };
+        // Not both a registered subject and a declaration.
+        let both = navigate(&["--subject", "100001"])
+            .err()
+            .unwrap_or_else(|| panic!("a subject and a household were both taken"));
+        assert!(both.contains("cannot be used with"), "{both}");
+        let navigated = navigate(&[]).unwrap_or_else(|e| panic!("{e}"));
+        for procedure in ["tennyu-todoke", "jido-teate-nintei", "gakko-tennyugaku"] {
+            row(&navigated, procedure);
+        }
+        run("visit", &["sign", &visit]);
+        let out = data.join("move-in.pdf");
+        let out_arg = out.to_string_lossy().into_owned();
+        let printed = run("visit", &["print", &visit, "--move-in", "-o", &out_arg]);
+        assert!(printed.contains("wrote"), "{printed}");
+        let pdf = std::fs::read(&out).unwrap_or_else(|e| panic!("{e}"));
+        assert!(pdf.starts_with(b"%PDF"));
+
+        // A word the file format does not know names its member and field.
+        std::fs::write(
+            &household,
+            std::fs::read_to_string(&household)
+                .unwrap_or_else(|e| panic!("{e}"))
+                .replace("relation = \"spouse\"", "relation = \"wife\""),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let bad = navigate(&[])
+            .err()
+            .unwrap_or_else(|| panic!("an unknown relation was taken"));
+        assert!(bad.contains("members[1].relation"), "{bad}");
     })
     .await
     .unwrap_or_else(|e| panic!("{e}"));
