@@ -40,6 +40,7 @@ on_both_backends!(
     okuyami_one_visit,
     move_out_with_a_child,
     move_in_from_a_declared_household,
+    birth_in_a_self_employed_household,
     bad_input_saves_nothing,
     one_signature_even_when_raced
 );
@@ -1247,4 +1248,131 @@ async fn move_in_from_a_declared_household(backend: Backend) {
         status.get_details_error_info().map(|i| i.reason),
         Some("NO_DECLARED_MOVE_IN".to_owned())
     );
+}
+
+/// A girl born on 令和8年3月20日 to a fisherman's family on 国民健康保険
+/// (both parents self-employed, 30-something): before her 出生届 she is in
+/// no record, so the father declares the household with her in it. The
+/// expected checklist is what municipal 出生 guides list for a 国保
+/// household's first child, written from them: the 出生届; her 国保 加入
+/// and the 出産育児一時金 from 国保; the 児童手当 認定請求 (no allowance
+/// yet); the child medical subsidy; the 出生連絡票 and the vaccination
+/// forms; her My Number card; the mother's 産前産後 exemptions from 国民年金
+/// (第1号: a 国保 member aged 20–59) and from the 国保 premium; the 出産・
+/// 子育て給付. Not: an employer's insurance, its 出産手当金 or 育児休業給付,
+/// the 児童手当 額改定, or the low-birth-weight procedures (she weighed
+/// over 2,500 g).
+async fn birth_in_a_self_employed_household(backend: Backend) {
+    use f::{DeclaredInsurance as I, RelationToHead as R};
+    let t = spawn(Spawn::new(backend)).await;
+    let mut one_stop = forms(&t, Role::Staff).await;
+    let ticket = ticket_at(&t, "life-events", "3").await;
+    let verification = identity(&t, Role::Staff)
+        .await
+        .verify_identity(id::VerifyIdentityRequest {
+            parent: M.into(),
+            visit: ticket.name.clone(),
+            visitor: Some(id::PersonClaim {
+                person_name: name("浜田", "海斗"),
+                birth_date: date(1991, 6, 2),
+                address: None,
+            }),
+            resident: String::new(),
+            documents: vec![id::PresentedDocument {
+                kind: "my-number-card".into(),
+                expiry_date: date(2031, 6, 2),
+                ..Default::default()
+            }],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let visit = one_stop
+        .start_visit(f::StartVisitRequest {
+            parent: OFFICE.into(),
+            verification: verification.name,
+            ticket: ticket.name.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let household = f::DeclaredHousehold {
+        members: vec![
+            member(
+                "浜田",
+                "海斗",
+                (1991, 6, 2),
+                R::Head,
+                I::NationalHealthInsurance,
+                0,
+            ),
+            member(
+                "浜田",
+                "渚",
+                (1994, 1, 25),
+                R::Spouse,
+                I::NationalHealthInsurance,
+                0,
+            ),
+            f::DeclaredMember {
+                source: f::MemberSource::Typed as i32,
+                ..member(
+                    "浜田",
+                    "凪",
+                    (2026, 3, 20),
+                    R::Child,
+                    I::NationalHealthInsurance,
+                    0,
+                )
+            },
+        ],
+        subject_index: 2,
+        address: None,
+    };
+    let visit = one_stop
+        .navigate_life_event(f::NavigateLifeEventRequest {
+            visit: visit.name.clone(),
+            life_event: "birth".into(),
+            declared_household: Some(household.clone()),
+            event_date: date(2026, 3, 20),
+            answers: vec![answer("low_birth_weight", "no")],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut got = procedure_ids(&visit.items);
+    got.sort();
+    let mut expected = vec![
+        "shussei-todoke",
+        "kokuho-shutoku",
+        "shussan-ikuji-kokuho",
+        "jido-teate-nintei",
+        "iryohi-josei",
+        "shusseihyo",
+        "yobo-sesshu-yoshinhyo",
+        "mynumber-card-nyuji",
+        "sanzen-sango-nenkin",
+        "sanzen-sango-kokuho",
+        "kosodate-kyufu",
+    ];
+    expected.sort_unstable();
+    assert_eq!(got, expected);
+    assert!(visit.subject.is_empty(), "she is in no record yet");
+    assert_eq!(visit.declared_household, Some(household));
+    // The 出生届 is due 14 days from the birth, the day itself counted
+    // (戸籍法49条, 43条): 令和8年4月2日, not yet passed on the 1st.
+    let todoke = item(&visit, "shussei-todoke");
+    assert_eq!(todoke.due_date, date(2026, 4, 2));
+    assert_eq!(todoke.deadline_standing, f::DeadlineStanding::InTime as i32);
+    // Without an address this is no 転入: there is no 住民異動届 to print.
+    let status = one_stop
+        .render_document(f::RenderDocumentRequest {
+            name: visit.name.clone(),
+            kind: f::DocumentKind::MoveInNotification as i32,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
 }

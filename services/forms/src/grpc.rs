@@ -699,7 +699,8 @@ impl FormsGrpc {
         let (subject, household) = match declared {
             // Nobody to read: the declared members stand in for the records.
             Some(declared) => {
-                let (subject, household) = declared::as_records(declared);
+                let on = event_date.unwrap_or_else(|| self.today());
+                let (subject, household) = declared::as_records(declared, on);
                 (subject, Some(household))
             }
             None => {

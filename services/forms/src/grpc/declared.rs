@@ -13,7 +13,7 @@ use madoguchi_proto::identity::v1 as id;
 
 use super::date_from;
 use crate::domain::check_text;
-use crate::facts::school_year;
+use crate::facts::{age, school_year};
 
 /// At most this many declared members.
 const MAX_MEMBERS: usize = 10;
@@ -162,7 +162,17 @@ fn enrolment(kind: id::EnrolmentKind) -> id::Enrolment {
 
 /// The declared household as identity records: the subject and the
 /// household, for [`crate::facts::facts`]. Call after [`validate`].
-pub(super) fn as_records(household: &pb::DeclaredHousehold) -> (id::Resident, id::Household) {
+///
+/// The declared insurance is the enrolment; a member on 国民健康保険 aged
+/// 20–59 on `on` (the event date) is also a 国民年金 第1号被保険者
+/// (`national-pension-insured`): every resident of that age is insured
+/// (国民年金法7条), employees (第2号) and their dependent spouses (第3号) are
+/// on an employer's insurance, so one on 国保 is 第1号 — which a registered
+/// resident's record would say, and a declaration cannot.
+pub(super) fn as_records(
+    household: &pb::DeclaredHousehold,
+    on: NaiveDate,
+) -> (id::Resident, id::Household) {
     let members: Vec<id::Resident> = household
         .members
         .iter()
@@ -177,7 +187,16 @@ pub(super) fn as_records(household: &pb::DeclaredHousehold) -> (id::Resident, id
             };
             let enrolments = match pb::DeclaredInsurance::try_from(m.insurance) {
                 Ok(pb::DeclaredInsurance::NationalHealthInsurance) => {
-                    vec![enrolment(id::EnrolmentKind::NationalHealthInsurance)]
+                    let first_category = m
+                        .birth_date
+                        .as_ref()
+                        .and_then(date_from)
+                        .is_some_and(|birth| (20..60).contains(&age(birth, on)));
+                    let mut kinds = vec![enrolment(id::EnrolmentKind::NationalHealthInsurance)];
+                    if first_category {
+                        kinds.push(enrolment(id::EnrolmentKind::NationalPensionInsured));
+                    }
+                    kinds
                 }
                 Ok(pb::DeclaredInsurance::LateElderlyMedical) => {
                     vec![enrolment(id::EnrolmentKind::LateElderlyMedical)]
