@@ -65,7 +65,7 @@ pub fn run(command: CatalogCommand) -> anyhow::Result<()> {
                 &answers,
                 today(),
             )?;
-            print!("{text}");
+            crate::write_out(format_args!("{text}"));
             Ok(())
         }
     }

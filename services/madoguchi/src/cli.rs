@@ -246,7 +246,7 @@ pub async fn run(args: ClientArgs, command: QueueCommand) -> anyhow::Result<()> 
                 .into_inner();
             match response.ticket {
                 Some(ticket) => print_ticket(&ticket),
-                None => println!("nobody is waiting"),
+                None => crate::outln!("nobody is waiting"),
             }
         }
         QueueCommand::Recall { ticket } => {
@@ -346,7 +346,7 @@ pub async fn run(args: ClientArgs, command: QueueCommand) -> anyhow::Result<()> 
                 }
                 page_token = page.next_page_token;
             }
-            println!("{table}");
+            crate::outln!("{table}");
         }
         QueueCommand::Status => {
             let status = client
@@ -355,7 +355,7 @@ pub async fn run(args: ClientArgs, command: QueueCommand) -> anyhow::Result<()> 
                 })
                 .await?
                 .into_inner();
-            println!("{} — {}", status.display_name, status.name);
+            crate::outln!("{} — {}", status.display_name, status.name);
             let mut categories = table(&[
                 "",
                 "category",
@@ -380,7 +380,7 @@ pub async fn run(args: ClientArgs, command: QueueCommand) -> anyhow::Result<()> 
                     open.to_string(),
                 ]);
             }
-            println!("{categories}");
+            crate::outln!("{categories}");
             let mut counters = table(&["counter", "floor", "serves", "ticket", "state"]);
             for k in &status.counters {
                 let (number, state) = k
@@ -400,7 +400,7 @@ pub async fn run(args: ClientArgs, command: QueueCommand) -> anyhow::Result<()> 
                     state,
                 ]);
             }
-            println!("{counters}");
+            crate::outln!("{counters}");
         }
         QueueCommand::Watch { after } => {
             let mut stream = client
@@ -413,7 +413,7 @@ pub async fn run(args: ClientArgs, command: QueueCommand) -> anyhow::Result<()> 
             while let Some(message) = stream.message().await? {
                 let Some(event) = message.event else { continue };
                 let ticket = event.ticket.unwrap_or_default();
-                println!(
+                crate::outln!(
                     "{:>6}  {}  {:<18} {:<5} {}",
                     event.sequence,
                     time_of(event.event_time.as_ref()),
@@ -503,9 +503,9 @@ fn print_ticket(t: &pb::Ticket) {
         wait,
         time_of(t.issue_time.as_ref()),
     ]);
-    println!("{table}");
+    crate::outln!("{table}");
     if t.issued_offline {
-        println!(
+        crate::outln!(
             "printed offline by {} at {}, imported at {}",
             t.issuing_device,
             time_of(t.issue_time.as_ref()),
@@ -554,7 +554,7 @@ fn print_legs(t: &pb::Ticket) {
                 .unwrap_or_default(),
         ]);
     }
-    println!("{table}");
+    crate::outln!("{table}");
 }
 
 /// Fails with a readable message for a gRPC error.

@@ -195,7 +195,7 @@ fn print_residents(residents: &[id::Resident]) {
             show_date(r.death_date.as_ref()),
         ]);
     }
-    println!("{table}");
+    crate::outln!("{table}");
 }
 
 fn relation(text: &str) -> anyhow::Result<id::SubjectRelation> {
@@ -229,7 +229,7 @@ pub async fn run(args: ClientArgs, command: IdentityCommand) -> anyhow::Result<(
                 .await?
                 .into_inner();
             if found.residents.is_empty() {
-                println!("no resident found");
+                crate::outln!("no resident found");
             } else {
                 print_residents(&found.residents);
             }
@@ -243,7 +243,7 @@ pub async fn run(args: ClientArgs, command: IdentityCommand) -> anyhow::Result<(
                 .into_inner();
             print_residents(std::slice::from_ref(&record));
             if let Some(address) = &record.address {
-                println!(
+                crate::outln!(
                     "住所 {}{}{} ({})",
                     address.prefecture,
                     address.municipality,
@@ -258,7 +258,7 @@ pub async fn run(args: ClientArgs, command: IdentityCommand) -> anyhow::Result<(
                 .map(|k| k.as_str_name().trim_start_matches("ENROLMENT_KIND_"))
                 .collect();
             if !enrolments.is_empty() {
-                println!("enrolments {}", enrolments.join(", "));
+                crate::outln!("enrolments {}", enrolments.join(", "));
             }
             if !record.household.is_empty() {
                 let household = client
@@ -267,7 +267,7 @@ pub async fn run(args: ClientArgs, command: IdentityCommand) -> anyhow::Result<(
                     })
                     .await?
                     .into_inner();
-                println!("household {}", household.household_id);
+                crate::outln!("household {}", household.household_id);
                 print_residents(&household.members);
             }
         }
@@ -312,7 +312,7 @@ pub async fn run(args: ClientArgs, command: IdentityCommand) -> anyhow::Result<(
             let outcome = id::VerificationOutcome::try_from(verification.outcome)
                 .map(|o| o.as_str_name())
                 .unwrap_or("?");
-            println!(
+            crate::outln!(
                 "verification {} {} ({outcome}{})",
                 last(&verification.name),
                 if verification.verified {
@@ -346,7 +346,7 @@ pub async fn run(args: ClientArgs, command: IdentityCommand) -> anyhow::Result<(
                         .to_owned(),
                 ]);
             }
-            println!("{table}");
+            crate::outln!("{table}");
         }
         IdentityCommand::CheckProxy {
             verification,
@@ -427,7 +427,7 @@ pub async fn run(args: ClientArgs, command: IdentityCommand) -> anyhow::Result<(
                     d.message,
                 ]);
             }
-            println!("{table}");
+            crate::outln!("{table}");
         }
     }
     Ok(())

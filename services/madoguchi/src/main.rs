@@ -256,7 +256,7 @@ fn main() -> ExitCode {
                 data_dir,
             } => {
                 let token = madoguchi::credentials::token_for(&data_dir, role, &municipality)?;
-                println!("{}", secrecy::ExposeSecret::expose_secret(&token));
+                madoguchi::outln!("{}", secrecy::ExposeSecret::expose_secret(&token));
                 Ok(())
             }
         }

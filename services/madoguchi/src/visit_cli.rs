@@ -428,9 +428,9 @@ async fn resolve_ticket(
 }
 
 fn print_visit(visit: &f::Visit) {
-    println!("visit {}", last(&visit.name));
+    crate::outln!("visit {}", last(&visit.name));
     if let Some(n) = &visit.applicant_name {
-        println!(
+        crate::outln!(
             "visitor {} {}{}",
             n.family_name,
             n.given_name,
@@ -482,13 +482,13 @@ fn print_visit(visit: &f::Visit) {
         ]);
     }
     if !visit.items.is_empty() {
-        println!("{table}");
+        crate::outln!("{table}");
     }
     for flag in &visit.flags {
-        println!("! {}", flag.text_ja);
+        crate::outln!("! {}", flag.text_ja);
     }
     for request in &visit.certificate_requests {
-        println!(
+        crate::outln!(
             "certificate request {} ({} lines, ¥{})",
             last(&request.name),
             request.lines.len(),
@@ -499,7 +499,7 @@ fn print_visit(visit: &f::Visit) {
                 .unwrap_or_default()
         );
     }
-    println!("signatures {}", visit.signatures.len());
+    crate::outln!("signatures {}", visit.signatures.len());
 }
 
 /// Runs one visit command and prints its result.
@@ -668,7 +668,7 @@ pub async fn run(args: ClientArgs, command: VisitCommand) -> anyhow::Result<()> 
                 })
                 .await?
                 .into_inner();
-            println!("{} {}", mark(item.status), procedure);
+            crate::outln!("{} {}", mark(item.status), procedure);
         }
         VisitCommand::Transfer { visit, procedure } => {
             let moved = c
@@ -678,7 +678,7 @@ pub async fn run(args: ClientArgs, command: VisitCommand) -> anyhow::Result<()> 
                 })
                 .await?
                 .into_inner();
-            println!(
+            crate::outln!(
                 "{} → {}",
                 moved.ticket_display_number,
                 last(&moved.category)
@@ -723,7 +723,7 @@ pub async fn run(args: ClientArgs, command: VisitCommand) -> anyhow::Result<()> 
                 })
                 .await?
                 .into_inner();
-            println!(
+            crate::outln!(
                 "certificate request {} confirmed: {} lines, ¥{}",
                 last(&request.name),
                 request.lines.len(),
@@ -788,7 +788,7 @@ pub async fn run(args: ClientArgs, command: VisitCommand) -> anyhow::Result<()> 
                 })
                 .await?
                 .into_inner();
-            println!("signed once, covering {} documents", signature.covers.len());
+            crate::outln!("signed once, covering {} documents", signature.covers.len());
         }
         VisitCommand::Print {
             visit,
@@ -817,7 +817,7 @@ pub async fn run(args: ClientArgs, command: VisitCommand) -> anyhow::Result<()> 
                 .into_inner();
             std::fs::write(&out, document.content)
                 .with_context(|| format!("writing {}", out.display()))?;
-            println!("wrote {}", out.display());
+            crate::outln!("wrote {}", out.display());
         }
         VisitCommand::Complete { visit, out } => {
             let done = c
@@ -829,7 +829,7 @@ pub async fn run(args: ClientArgs, command: VisitCommand) -> anyhow::Result<()> 
                 .into_inner();
             for item in &done.open_items {
                 let p = item.procedure.clone().unwrap_or_default();
-                println!(
+                crate::outln!(
                     "{} {} — {}（{}）",
                     mark(item.status),
                     p.name_ja,
@@ -840,7 +840,7 @@ pub async fn run(args: ClientArgs, command: VisitCommand) -> anyhow::Result<()> 
             if let Some(document) = done.open_items_document {
                 std::fs::write(&out, document.content)
                     .with_context(|| format!("writing {}", out.display()))?;
-                println!("wrote {}", out.display());
+                crate::outln!("wrote {}", out.display());
             }
         }
         VisitCommand::Kpis { visit } => {
@@ -851,7 +851,7 @@ pub async fn run(args: ClientArgs, command: VisitCommand) -> anyhow::Result<()> 
                 })
                 .await?
                 .into_inner();
-            println!(
+            crate::outln!(
                 "signatures {} · counters {} · staff {} · procedures {} done {} at one-stop {} ({}‰) · late {} · lapsed {} · visit {}s",
                 k.signatures,
                 k.counters_met,
@@ -877,7 +877,7 @@ pub async fn run(args: ClientArgs, command: VisitCommand) -> anyhow::Result<()> 
                 .into_inner();
             std::fs::write(&out, export.csv)
                 .with_context(|| format!("writing {}", out.display()))?;
-            println!(
+            crate::outln!(
                 "wrote {} ({} visits, one-stop share {}‰)",
                 out.display(),
                 export.visits.len(),

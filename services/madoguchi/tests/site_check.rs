@@ -439,3 +439,23 @@ fn a_gateway_token_file_without_a_device_token_of_its_municipality() {
         bad_code.stdout
     );
 }
+
+/// Output into a pipe whose reader has gone (`madoguchi site check … |
+/// head`) ends the command quietly instead of a panic; the read end is
+/// closed before the command starts, so every write meets a closed pipe.
+#[test]
+fn output_into_a_closed_pipe_ends_quietly() {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let output = Command::new(BIN)
+        .args(["site", "check"])
+        .arg(sample())
+        .current_dir(tempfile::tempdir().unwrap().path())
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+}

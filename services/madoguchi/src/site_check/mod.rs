@@ -54,11 +54,11 @@ pub fn run(command: SiteCommand) -> anyhow::Result<()> {
     match command {
         SiteCommand::Check { dir } => {
             let report = check(&dir);
-            print!("{report}");
+            crate::write_out(format_args!("{report}"));
             if report.errors() > 0 {
                 anyhow::bail!("{}", report.summary());
             }
-            println!("{}", report.summary());
+            crate::outln!("{}", report.summary());
             Ok(())
         }
     }
