@@ -206,6 +206,8 @@ pub struct Spawn {
     /// Sample site directories served after the first, each written with
     /// its data files into a directory of its own (see [`Spawn::sites`]).
     pub more_sites: Vec<String>,
+    /// The tokens the server accepts; unset means [`test_tokens`].
+    pub tokens: Option<Vec<TokenConfig>>,
 }
 
 impl Spawn {
@@ -220,7 +222,14 @@ impl Spawn {
             tls: None,
             sample: "ofunato".into(),
             more_sites: Vec::new(),
+            tokens: None,
         }
+    }
+
+    /// Replaces the tokens the server accepts.
+    pub fn tokens(mut self, tokens: Vec<TokenConfig>) -> Self {
+        self.tokens = Some(tokens);
+        self
     }
 
     /// Replaces the site.
@@ -268,7 +277,7 @@ pub async fn spawn(options: Spawn) -> TestServer {
         database_url: Some(SecretString::from(database_url.clone())),
         site: Some(site_path),
         sites: (!more_sites.is_empty()).then_some(more_sites),
-        tokens: test_tokens(),
+        tokens: options.tokens.clone().unwrap_or_else(test_tokens),
         tls: options.tls.clone(),
         ..ServerConfig::default()
     };

@@ -13,21 +13,16 @@
 //!   municipality the server does not serve is NOT_FOUND with its name in
 //!   the `ResourceInfo` detail.
 //!
-//! The server is started here with `ServerConfig::sites` and this file's
+//! The server is the harness's, on both sample sites, with this file's
 //! own tokens (a My Number handler subject in each city); the floor side
 //! (tickets, signage) of the same isolation is tests/tests/tenancy_floor.rs.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
-
 use madoguchi::cli::Auth;
-use madoguchi::server::{RunningServer, ServiceSelection, start};
-use madoguchi_e2e::{Backend, fresh_postgres_database, on_both_backends, token};
+use madoguchi_e2e::{Backend, Spawn, TestServer, on_both_backends, spawn, token};
 use madoguchi_platform::auth::Role;
-use madoguchi_platform::clock::{ManualClock, SharedClock};
-use madoguchi_platform::config::{ServerConfig, TokenConfig};
+use madoguchi_platform::config::TokenConfig;
 use madoguchi_platform::types::MunicipalityCode;
 use madoguchi_proto::forms::v1 as f;
 use madoguchi_proto::forms::v1::forms_service_client::FormsServiceClient;
@@ -37,7 +32,6 @@ use madoguchi_proto::pos::v1 as pb;
 use madoguchi_proto::pos::v1::pos_service_client::PosServiceClient;
 use madoguchi_proto::types::v1::{Date, JapaneseName};
 use secrecy::SecretString;
-use tempfile::TempDir;
 use tonic::Code;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
@@ -67,8 +61,7 @@ const TAKATA_HANDLER: &str = "takata-shimin-kojinbango";
 
 /// A server serving both sample sites.
 struct Cities {
-    server: RunningServer,
-    _dir: TempDir,
+    server: TestServer,
 }
 
 /// Every role of the two served cities and an admin of an unserved one,
@@ -94,57 +87,19 @@ fn handler_token(code: &str) -> TokenConfig {
     }
 }
 
-/// Copies every file of the sample site directory `sites/{name}` into
-/// `to` (the services read their data files beside the site file).
-fn copy_site(name: &str, to: &Path) -> PathBuf {
-    let from = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../sites")
-        .join(name);
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(&from).unwrap() {
-        let entry = entry.unwrap();
-        if entry.file_type().unwrap().is_file() {
-            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
-        }
-    }
-    to.join("site.toml")
-}
-
 async fn spawn_cities(backend: Backend) -> Cities {
-    let dir = tempfile::tempdir().unwrap();
-    let sites = vec![
-        copy_site("ofunato", &dir.path().join("ofunato")),
-        copy_site("rikuzentakata", &dir.path().join("rikuzentakata")),
-    ];
-    let database_url = match backend {
-        Backend::Sqlite => format!("sqlite://{}?mode=rwc", dir.path().join("test.db").display()),
-        Backend::Postgres => fresh_postgres_database().await,
-    };
-    let config = ServerConfig {
-        data_dir: dir.path().to_owned(),
-        database_url: Some(SecretString::from(database_url)),
-        site: None,
-        sites: Some(sites),
-        tokens: tokens(),
-        ..ServerConfig::default()
-    };
-    // A weekday morning, 09:00 JST; nothing here waits on the clock.
-    let clock = ManualClock::new(
-        chrono::DateTime::parse_from_rfc3339("2026-04-01T09:00:00+09:00")
-            .unwrap()
-            .to_utc(),
-    );
-    let shared: SharedClock = Arc::new(clock);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let server = start(&config, ServiceSelection::All, shared, listener)
-        .await
-        .unwrap_or_else(|e| panic!("server did not start: {e:#}"));
-    Cities { server, _dir: dir }
+    let server = spawn(
+        Spawn::new(backend)
+            .sites(&["ofunato", "rikuzentakata"])
+            .tokens(tokens()),
+    )
+    .await;
+    Cities { server }
 }
 
 impl Cities {
     async fn channel(&self) -> Channel {
-        Channel::from_shared(format!("http://{}", self.server.addr))
+        Channel::from_shared(format!("http://{}", self.server.server.addr))
             .unwrap()
             .connect()
             .await
@@ -627,7 +582,7 @@ async fn registry_and_identity_records_stay_in_their_city(backend: Backend) {
             })
             .await,
     );
-    t.server.shutdown().await.unwrap();
+    t.server.stop().await;
 }
 
 // ------------------------------------------------------------------ forms
@@ -849,7 +804,7 @@ async fn visits_checklists_and_kpis_stay_in_their_city(backend: Backend) {
             })
             .await,
     );
-    t.server.shutdown().await.unwrap();
+    t.server.stop().await;
 }
 
 // ------------------------------------------------------------------ pos
@@ -1154,5 +1109,5 @@ async fn certificate_payments_use_each_citys_fees(backend: Backend) {
             .export_reconciliation(export_request(UNSERVED))
             .await,
     );
-    t.server.shutdown().await.unwrap();
+    t.server.stop().await;
 }

@@ -338,6 +338,29 @@ fn lapsed_item(item: &pb::ChecklistItem) -> ServiceError {
     )
 }
 
+/// A declared member's birth date as printed (和暦), empty when unknown.
+fn declared_birth(member: &pb::DeclaredMember) -> String {
+    member
+        .birth_date
+        .as_ref()
+        .and_then(date_from)
+        .map(wareki)
+        .unwrap_or_default()
+}
+
+/// The signature block of a printed document: the strokes, or 未署名.
+fn signature_line(strokes: Option<&[pb::Stroke]>) -> Line {
+    match strokes {
+        Some(strokes) => Line::Signature(
+            strokes
+                .iter()
+                .map(|s| s.points.iter().map(|p| (p.x, p.y)).collect())
+                .collect(),
+        ),
+        None => Line::Text("（未署名）".to_owned()),
+    }
+}
+
 /// 続柄 as printed.
 fn relation_to_head_ja(relation: i32) -> &'static str {
     match pb::RelationToHead::try_from(relation) {
@@ -1438,15 +1461,7 @@ impl FormsGrpc {
         lines.push(Line::Heading(
             "署名（この署名は本申請のすべての明細に及びます）".to_owned(),
         ));
-        match strokes {
-            Some(strokes) => lines.push(Line::Signature(
-                strokes
-                    .iter()
-                    .map(|s| s.points.iter().map(|p| (p.x, p.y)).collect())
-                    .collect(),
-            )),
-            None => lines.push(Line::Text("（未署名）".to_owned())),
-        }
+        lines.push(signature_line(strokes));
         lines.push(Line::Text(format!("受付職員: {}", request.confirmed_by)));
         render(self.font()?, lines).map_err(|e| ServiceError::Internal(e.to_string()))
     }
@@ -1490,12 +1505,7 @@ impl FormsGrpc {
                 lines.push(Line::Indented(format!(
                     "{}　{}生　{}",
                     full_name(member.person_name.as_ref()),
-                    member
-                        .birth_date
-                        .as_ref()
-                        .and_then(date_from)
-                        .map(wareki)
-                        .unwrap_or_default(),
+                    declared_birth(member),
                     relation_to_head_ja(member.relation)
                 )));
             }
@@ -1638,12 +1648,7 @@ impl FormsGrpc {
                 "{}{}　{}生　続柄: {}",
                 full_name(member.person_name.as_ref()),
                 kana,
-                member
-                    .birth_date
-                    .as_ref()
-                    .and_then(date_from)
-                    .map(wareki)
-                    .unwrap_or_default(),
+                declared_birth(member),
                 relation_to_head_ja(member.relation)
             )));
         }
@@ -1652,16 +1657,13 @@ impl FormsGrpc {
         lines.push(Line::Text("届出人の署名".to_owned()));
         // One signature covers every document of the visit; the latest
         // one is the resident's current consent.
-        match signatures.iter().rev().find(|s| !s.strokes.is_empty()) {
-            Some(signature) => lines.push(Line::Signature(
-                signature
-                    .strokes
-                    .iter()
-                    .map(|s| s.points.iter().map(|p| (p.x, p.y)).collect())
-                    .collect(),
-            )),
-            None => lines.push(Line::Text("（未署名）".to_owned())),
-        }
+        lines.push(signature_line(
+            signatures
+                .iter()
+                .rev()
+                .find(|s| !s.strokes.is_empty())
+                .map(|s| s.strokes.as_slice()),
+        ));
         render(self.font()?, lines).map_err(|e| ServiceError::Internal(e.to_string()))
     }
 

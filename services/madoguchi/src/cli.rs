@@ -40,6 +40,16 @@ pub struct ClientArgs {
     pub office: String,
 }
 
+/// The municipality code of a resource name (`municipalities/032034/…`),
+/// or the text itself when it is a bare code.
+pub fn municipality_code(name: &str) -> &str {
+    name.strip_prefix("municipalities/")
+        .unwrap_or(name)
+        .split('/')
+        .next()
+        .unwrap_or_default()
+}
+
 /// `madoguchi queue …` commands.
 #[derive(Debug, clap::Subcommand)]
 pub enum QueueCommand {

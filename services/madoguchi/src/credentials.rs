@@ -123,12 +123,7 @@ fn write_private(file: &Path, text: &str, append: bool) -> anyhow::Result<()> {
 /// `municipalities/032034/…` resource name it is taken from) in a data
 /// directory's credentials file.
 pub fn token_for(data_dir: &Path, role: Role, municipality: &str) -> anyhow::Result<SecretString> {
-    let code = municipality
-        .strip_prefix("municipalities/")
-        .unwrap_or(municipality)
-        .split('/')
-        .next()
-        .unwrap_or_default();
+    let code = crate::cli::municipality_code(municipality);
     let file = path(data_dir);
     let tokens = load(&file).with_context(|| {
         format!(

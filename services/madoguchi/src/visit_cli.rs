@@ -290,10 +290,7 @@ fn read_household(
         std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
     let parsed: HouseholdFile =
         toml::from_str(&text).with_context(|| format!("parsing {}", file.display()))?;
-    let office_code = municipality(args)
-        .strip_prefix("municipalities/")
-        .unwrap_or_default()
-        .to_owned();
+    let office_code = crate::cli::municipality_code(&args.office).to_owned();
     let mut members = Vec::with_capacity(parsed.members.len());
     for (i, m) in parsed.members.into_iter().enumerate() {
         let at = |field: &str| format!("{}: members[{i}].{field}", file.display());
